@@ -1,0 +1,46 @@
+# The README's commands. A fresh machine needs only Python 3.11+ and make:
+# the first target run creates .venv, installs a pinned uv into it, and syncs
+# the locked dependencies.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: install serve test lint audit check bench clean
+
+$(BIN)/uv:
+	$(PYTHON) -c 'import sys; sys.exit("coursegate needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: $(BIN)/uv pyproject.toml uv.lock
+	$(BIN)/uv sync --frozen --inexact --quiet
+	@touch $@
+
+install: $(VENV)/.installed
+
+serve: install
+	$(BIN)/coursegate db upgrade
+	$(BIN)/coursegate serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+audit: install
+	$(BIN)/pip-audit --skip-editable --progress-spinner off
+
+check: test lint audit
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from coursegate.cli import main
+
+main()

@@ -1,0 +1,86 @@
+"""create_app(): routers, middleware and lifespan of the HTTP processes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import APIRouter, FastAPI
+
+from coursegate import __version__, durable, migrate
+from coursegate.config import Settings
+from coursegate.db import Database
+from coursegate.kit.clock import Clock, SystemClock
+from coursegate.kit.errors import install_error_handlers
+from coursegate.kit.http import BodyLimitMiddleware, ObservabilityMiddleware
+from coursegate.ops.api import router as ops_router
+from coursegate.tenancy.api import router as tenancy_router
+
+log = structlog.get_logger(__name__)
+
+API_ROUTERS: Sequence[APIRouter] = (tenancy_router,)
+# Routes that take batches get the larger body limit (SPEC §0).
+BATCH_ROUTES: Sequence[str] = ()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    clock: Clock | None = None,
+    role: durable.Role | None = None,
+    api: bool = True,
+    extra_routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """Build an HTTP application.
+
+    `role` launches durable execution in the lifespan (`serve` and `worker`
+    processes); `api=False` leaves out the admin and partner routes (a worker
+    serves only its operational endpoints). Tests pass their own database and
+    clock.
+    """
+    settings = settings or Settings()
+    owns_database = database is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if role is not None:
+            await durable.launch(settings, app.state.database, role, app.state.clock)
+        log.info("started", role=str(role or "api"), version=__version__)
+        try:
+            yield
+        finally:
+            if role is not None:
+                durable.shutdown()
+            enqueuer: durable.Enqueuer | None = app.state.enqueuer
+            if enqueuer is not None:
+                enqueuer.close()
+            if owns_database:
+                await app.state.database.dispose()
+
+    app = FastAPI(
+        title="coursegate",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.database = database or Database(settings.resolved_database_url)
+    app.state.clock = clock or SystemClock()
+    app.state.migration_head = migrate.head_revision()
+    app.state.enqueuer = durable.Enqueuer(settings) if api else None
+
+    install_error_handlers(app)
+    app.include_router(ops_router)
+    if api:
+        for router in API_ROUTERS:
+            app.include_router(router)
+    for router in extra_routers:
+        app.include_router(router)
+
+    # Outermost first: observe everything, including refusals of oversized bodies.
+    app.add_middleware(BodyLimitMiddleware, batch_routes=BATCH_ROUTES)
+    app.add_middleware(ObservabilityMiddleware, access_log=settings.access_log)
+    return app

@@ -1,0 +1,190 @@
+"""The `coursegate` command: serve, api, worker, db, tenants, keys, version."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+from dbos import DBOS
+
+from coursegate import __version__, migrate
+from coursegate.config import ConfigurationError, Settings, sync_database_url
+from coursegate.db import Database
+from coursegate.durable import DBOS_SCHEMA, Role
+from coursegate.kit.clock import SystemClock
+from coursegate.kit.errors import DomainError
+from coursegate.kit.ids import path_uuid
+from coursegate.observability import setup as setup_observability
+from coursegate.tenancy.service import TenancyService
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="coursegate: the integration hub of education programs.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Tenants (organisations running programs).", no_args_is_help=True)
+keys_app = typer.Typer(help="A tenant's admin API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+
+TenantOpt = Annotated[str, typer.Option("--tenant", help="the tenant's slug")]
+HostOpt = Annotated[str | None, typer.Option("--host", help="listen address")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="listen port")]
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings()
+        settings.check()
+    except (ConfigurationError, ValueError) as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    setup_observability(settings)
+    return settings
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def _run_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    async def run() -> T:
+        database = Database(settings.resolved_database_url, pool_size=2)
+        try:
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(run())
+    except DomainError as exc:
+        detail = f": {exc.details}" if exc.details else ""
+        raise _fail(f"{exc.code}: {exc.message or ''}{detail}") from None
+
+
+def upgrade_database(settings: Settings) -> None:
+    """Our tables (Alembic), then DBOS's system tables, so that any process can enqueue."""
+    _run_db(settings, lambda database: migrate.upgrade(database.engine))
+    DBOS.migrate(sync_database_url(settings.resolved_database_url), schema=DBOS_SCHEMA)
+
+
+def _serve(role: Role | None, host: str | None, port: int | None, *, default_port: int) -> None:
+    from coursegate.app import create_app
+
+    settings = _settings()
+    if role is Role.SERVE and settings.env == "embedded":
+        # The embedded server is a one-command start: bring its file to head first.
+        upgrade_database(settings)
+    application = create_app(settings, role=role, api=role is not Role.WORKER)
+    uvicorn.run(
+        application,
+        host=host or settings.host,
+        port=port or (settings.port if default_port == 0 else default_port),
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+
+
+@app.command()
+def serve(host: HostOpt = None, port: PortOpt = None) -> None:
+    """API, workers and scheduler in one process (the embedded default)."""
+    _serve(Role.SERVE, host, port, default_port=0)
+
+
+@app.command()
+def api(host: HostOpt = None, port: PortOpt = None) -> None:
+    """HTTP only: runs no workflows (production shape: N of these)."""
+    _serve(None, host, port, default_port=0)
+
+
+@app.command()
+def worker(host: HostOpt = None, port: PortOpt = None) -> None:
+    """Workflows and schedules, with its own /healthz, /readyz and /metrics (default port 8001)."""
+    _serve(Role.WORKER, host, port, default_port=8001)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to this build's head (safe to run again)."""
+    settings = _settings()
+    upgrade_database(settings)
+    typer.echo(f"database at {migrate.head_revision()}")
+
+
+@tenants_app.command("create")
+def tenants_create(
+    slug: str,
+    timezone: Annotated[str, typer.Option("--timezone", help="IANA timezone name")] = "UTC",
+    contact_email: Annotated[str | None, typer.Option("--contact-email")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON line")] = False,
+) -> None:
+    """Create a tenant and print its first API key (shown once)."""
+    settings = _settings()
+
+    async def work(database: Database) -> str:
+        async with database.transaction() as session:
+            _, _, plaintext = await TenancyService(session, SystemClock()).create_tenant(
+                slug, timezone=timezone, contact_email=contact_email
+            )
+        return plaintext
+
+    key = _run_db(settings, work)
+    if as_json:
+        typer.echo(json.dumps({"tenant": slug, "api_key": key}))
+    else:
+        typer.echo(f"tenant {slug} created\napi key (shown once): {key}")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: TenantOpt,
+    name: Annotated[str, typer.Option("--name")] = "api key",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create another API key for a tenant (shown once)."""
+    settings = _settings()
+
+    async def work(database: Database) -> tuple[str, str]:
+        async with database.transaction() as session:
+            service = TenancyService(session, SystemClock())
+            await service.get_tenant(tenant)
+            key, plaintext = await service.create_key(tenant, name=name)
+        return str(key.id), plaintext
+
+    key_id, plaintext = _run_db(settings, work)
+    if as_json:
+        typer.echo(json.dumps({"tenant": tenant, "id": key_id, "api_key": plaintext}))
+    else:
+        typer.echo(f"key {key_id}: {plaintext}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, tenant: TenantOpt) -> None:
+    """Revoke an API key: it stops authenticating at once."""
+    settings = _settings()
+
+    async def work(database: Database) -> None:
+        async with database.transaction() as session:
+            await TenancyService(session, SystemClock()).revoke_key(tenant, path_uuid(key_id))
+
+    _run_db(settings, work)
+    typer.echo(f"key {key_id} revoked")
+
+
+def main(argv: list[str] | None = None) -> None:
+    app(args=argv if argv is not None else sys.argv[1:], prog_name="coursegate")

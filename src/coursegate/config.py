@@ -1,0 +1,130 @@
+"""One Settings object, read from `COURSEGATE_*` variables or `.env`; an empty variable is unset."""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    EMBEDDED = "embedded"
+    PRODUCTION = "production"
+
+
+class ConfigurationError(RuntimeError):
+    """Start-up cannot go on: the message says which setting to fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="COURSEGATE_",
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+    )
+
+    env: Environment = Environment.EMBEDDED
+    var_dir: Path = Path("var")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; a SQLite file under var_dir when unset",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    secret_key: SecretStr | None = Field(default=None, description="the master key, a Fernet key")
+    allow_private_webhook_targets: bool = False
+    smtp_url: SecretStr | None = None
+    sentry_dsn: SecretStr | None = None
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    access_log: bool = True
+    executor_id: str | None = Field(
+        default=None, description="DBOS executor id; unique per process, generated when unset"
+    )
+    application_version: str | None = None
+    scheduler_poll_seconds: float = Field(
+        default=30.0, gt=0, description="how soon a new or changed schedule is picked up"
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_database_url(value)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.var_dir / 'coursegate.db').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def master_key(self) -> bytes:
+        """The Fernet key that encrypts stored secrets.
+
+        Production must be given one: generating a key there would make every
+        stored secret unreadable on the next machine. Embedded mode keeps a
+        generated key beside the database so a restart can still read them.
+        """
+        if self.secret_key is not None:
+            key = self.secret_key.get_secret_value().encode()
+            try:
+                Fernet(key)
+            except ValueError:
+                raise ConfigurationError(
+                    "COURSEGATE_SECRET_KEY is not a Fernet key (32 url-safe base64 bytes)"
+                ) from None
+            return key
+        if self.env is Environment.PRODUCTION:
+            raise ConfigurationError(
+                "COURSEGATE_SECRET_KEY is required when COURSEGATE_ENV=production "
+                "(generate one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())')"
+            )
+        path = self.var_dir / "master.key"
+        if path.exists():
+            return path.read_bytes().strip()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        key = Fernet.generate_key()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+        return key
+
+    def check(self) -> None:
+        """Fail start-up early and clearly on settings that cannot work."""
+        self.master_key()
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the usual spellings and pick the async driver the application uses."""
+    for plain in (
+        "postgresql://",
+        "postgres://",
+        "postgresql+psycopg://",
+        "postgresql+psycopg2://",
+    ):
+        if url.startswith(plain):
+            return "postgresql+asyncpg://" + url[len(plain) :]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite:///")):
+        return url
+    raise ValueError("COURSEGATE_DATABASE_URL must be a PostgreSQL or SQLite URL")
+
+
+def sync_database_url(async_url: str) -> str:
+    """The same database for synchronous drivers (DBOS's system database, Alembic's checks)."""
+    if async_url.startswith("postgresql+asyncpg://"):
+        return "postgresql+psycopg://" + async_url[len("postgresql+asyncpg://") :]
+    if async_url.startswith("sqlite+aiosqlite:///"):
+        return "sqlite:///" + async_url[len("sqlite+aiosqlite:///") :]
+    return async_url

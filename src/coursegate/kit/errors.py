@@ -1,0 +1,193 @@
+"""Typed errors and the one place that turns any failure into the public JSON body.
+
+A domain error carries its public code and HTTP status, so services raise
+meaning and never think about responses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+# The public constraint codes; a custom pydantic error whose type is one of
+# these passes through unchanged.
+CONSTRAINTS = frozenset(
+    {
+        "required",
+        "invalid_type",
+        "must_be_positive",
+        "too_many_decimal_places",
+        "out_of_range",
+        "timezone_required",
+        "invalid_state_code",
+        "too_long",
+        "invalid",
+        "forbidden_target",
+        "unknown_field",
+    }
+)
+
+_TYPE_TO_CONSTRAINT = {
+    "missing": "required",
+    "string_too_long": "too_long",
+    "too_long": "too_long",
+    "greater_than": "out_of_range",
+    "greater_than_equal": "out_of_range",
+    "less_than": "out_of_range",
+    "less_than_equal": "out_of_range",
+    "decimal_max_places": "too_many_decimal_places",
+    "extra_forbidden": "unknown_field",
+    "timezone_aware": "timezone_required",
+}
+
+
+class DomainError(Exception):
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str | None = None, *, details: Sequence[Any] | None = None):
+        super().__init__(message or self.code)
+        self.message = message
+        self.details = list(details) if details is not None else None
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.code}
+        if self.message:
+            body["message"] = self.message
+        if self.details is not None:
+            body["details"] = self.details
+        return body
+
+
+class ValidationFailed(DomainError):
+    code = "VALIDATION_ERROR"
+    status = 400
+
+    @classmethod
+    def field(cls, field: str, constraint: str, message: str | None = None) -> ValidationFailed:
+        detail = {"field": field, "constraint": constraint}
+        if message:
+            detail["message"] = message
+        return cls(message, details=[detail])
+
+
+class InvalidJson(DomainError):
+    code = "INVALID_JSON"
+    status = 400
+
+
+class Unauthorized(DomainError):
+    code = "UNAUTHORIZED"
+    status = 401
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+    status = 404
+
+
+class MethodNotAllowed(DomainError):
+    code = "METHOD_NOT_ALLOWED"
+    status = 405
+
+
+class AlreadyExists(DomainError):
+    code = "ALREADY_EXISTS"
+    status = 409
+
+
+class PayloadTooLarge(DomainError):
+    code = "PAYLOAD_TOO_LARGE"
+    status = 413
+
+
+def constraint_for(error_type: str) -> str:
+    if error_type in CONSTRAINTS:
+        return error_type
+    if error_type in _TYPE_TO_CONSTRAINT:
+        return _TYPE_TO_CONSTRAINT[error_type]
+    if error_type.endswith(("_type", "_parsing")):
+        return "invalid_type"
+    return "invalid"
+
+
+def field_name(loc: Sequence[str | int]) -> str:
+    """`("body", "students", 3, "email")` → `students.3.email`; the source prefix goes."""
+    parts = list(loc)
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        source = parts.pop(0)
+        if not parts:
+            return str(source)
+    return ".".join(str(p) for p in parts)
+
+
+def validation_details(errors: Sequence[Any]) -> list[dict[str, str]]:
+    details: list[dict[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for err in errors:
+        field = field_name(err.get("loc", ()))
+        constraint = constraint_for(str(err.get("type", "")))
+        if (field, constraint) in seen:
+            continue
+        seen.add((field, constraint))
+        details.append({"field": field, "constraint": constraint, "message": str(err.get("msg"))})
+    return details
+
+
+def _is_undecoded_body(error: Any) -> bool:
+    """Invalid JSON, or a body FastAPI did not decode because its content type was not JSON."""
+    if error.get("type") == "json_invalid":
+        return True
+    return tuple(error.get("loc", ())) == ("body",) and isinstance(error.get("input"), bytes | str)
+
+
+def error_response(error: DomainError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+
+
+_HTTP_STATUS_ERRORS: dict[int, type[DomainError]] = {
+    401: Unauthorized,
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_domain_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        return error_response(exc)
+
+    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        if any(_is_undecoded_body(e) for e in errors):
+            return error_response(InvalidJson("the body is not valid JSON"))
+        return error_response(ValidationFailed(details=validation_details(errors)))
+
+    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        cls = _HTTP_STATUS_ERRORS.get(exc.status_code)
+        if cls is None:
+            return JSONResponse(
+                {"error": "HTTP_ERROR", "message": str(exc.detail)}, status_code=exc.status_code
+            )
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(cls(), headers=headers)
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", error_class=type(exc).__name__)
+        return JSONResponse({"error": "INTERNAL_ERROR"}, status_code=500)
+
+    app.add_exception_handler(DomainError, on_domain_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

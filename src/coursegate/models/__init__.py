@@ -1,0 +1,10 @@
+"""Every table, on one declarative base with one naming convention.
+
+Importing this package registers every model on `Base.metadata`, which is
+what Alembic compares the migrations against.
+"""
+
+from coursegate.models.base import Base
+from coursegate.models.tenancy import ApiKey, Tenant
+
+__all__ = ["ApiKey", "Base", "Tenant"]

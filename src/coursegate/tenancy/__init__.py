@@ -1,0 +1,1 @@
+"""Tenants, their API keys, and the authentication every admin route stands on."""

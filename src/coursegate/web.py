@@ -1,0 +1,61 @@
+"""Request-scoped dependencies: the unit of work, the clock, the calling tenant."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coursegate.config import Settings
+from coursegate.db import Database
+from coursegate.kit.clock import Clock
+from coursegate.kit.errors import Unauthorized
+from coursegate.tenancy.service import Principal, TenancyService
+
+
+def database(request: Request) -> Database:
+    db: Database = request.app.state.database
+    return db
+
+
+def clock(request: Request) -> Clock:
+    value: Clock = request.app.state.clock
+    return value
+
+
+def settings(request: Request) -> Settings:
+    value: Settings = request.app.state.settings
+    return value
+
+
+async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, committed before the response is sent.
+
+    `scope="function"` below makes FastAPI finish this dependency before it
+    answers, so a failed commit becomes an error response instead of a 201
+    for data that was never stored.
+    """
+    async with database(request).transaction() as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
+ClockDep = Annotated[Clock, Depends(clock)]
+SettingsDep = Annotated[Settings, Depends(settings)]
+
+
+async def principal(request: Request, session: Session, now: ClockDep) -> Principal:
+    """The tenant behind `Authorization: Bearer <api key>`; anything else is 401."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized()
+    found = await TenancyService(session, now).authenticate(token.strip())
+    if found is None:
+        raise Unauthorized()
+    return found[0]
+
+
+CurrentPrincipal = Annotated[Principal, Depends(principal)]
