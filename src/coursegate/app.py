@@ -9,17 +9,32 @@ import structlog
 from fastapi import APIRouter, FastAPI
 
 from coursegate import __version__, durable, migrate
+from coursegate.completions.api import router as completions_router
+from coursegate.completions.inbound import InboundGateway
+from coursegate.completions.verify import KeySecrets
 from coursegate.config import Settings
+from coursegate.credits.api import router as credits_router
 from coursegate.db import Database
 from coursegate.kit.clock import Clock, SystemClock
 from coursegate.kit.errors import install_error_handlers
 from coursegate.kit.http import BodyLimitMiddleware, ObservabilityMiddleware
+from coursegate.kit.secrets import CachedResolver, SecretBox, default_stores
 from coursegate.ops.api import router as ops_router
+from coursegate.people.api import router as people_router
+from coursegate.programs.api import router as programs_router
+from coursegate.providers.api import router as providers_router
 from coursegate.tenancy.api import router as tenancy_router
 
 log = structlog.get_logger(__name__)
 
-API_ROUTERS: Sequence[APIRouter] = (tenancy_router,)
+API_ROUTERS: Sequence[APIRouter] = (
+    tenancy_router,
+    programs_router,
+    people_router,
+    credits_router,
+    providers_router,
+    completions_router,
+)
 # Routes that take batches get the larger body limit (SPEC §0).
 BATCH_ROUTES: Sequence[str] = ()
 
@@ -71,6 +86,13 @@ def create_app(
     app.state.clock = clock or SystemClock()
     app.state.migration_head = migrate.head_revision()
     app.state.enqueuer = durable.Enqueuer(settings) if api else None
+    app.state.secret_box = SecretBox(settings.master_key())
+    app.state.secret_stores = default_stores()
+    app.state.inbound = InboundGateway(
+        app.state.database,
+        app.state.clock,
+        KeySecrets(app.state.secret_box, CachedResolver(app.state.secret_stores, app.state.clock)),
+    )
 
     install_error_handlers(app)
     app.include_router(ops_router)

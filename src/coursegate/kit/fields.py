@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 from pydantic_core import PydanticCustomError
 
 from coursegate.kit.errors import ValidationFailed
@@ -49,3 +50,65 @@ def check_field(check: Callable[[str], str], field: str, value: str) -> str:
         return check(value)
     except PydanticCustomError as exc:
         raise ValidationFailed.field(field, exc.type, exc.message()) from None
+
+
+HOURS_PLACES = 2
+
+
+def parse_hours(value: object, *, maximum: Decimal, allow_text: bool) -> Decimal:
+    """An exact, positive number of hours with at most two decimals.
+
+    Partner payloads must send a JSON number, read as `Decimal` by the JSON
+    parser itself (never via float); admin inputs may also send it as text
+    (`"6"`). Each failure carries the public constraint code.
+    """
+    if isinstance(value, bool):
+        raise PydanticCustomError("invalid_type", "a number of hours")
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, int):
+        number = Decimal(value)
+    elif isinstance(value, float) and allow_text:
+        number = Decimal(repr(value))
+    elif isinstance(value, str) and allow_text:
+        try:
+            number = Decimal(value.strip())
+        except ArithmeticError:
+            raise PydanticCustomError("invalid_type", "a number of hours") from None
+    else:
+        raise PydanticCustomError("invalid_type", "a number of hours")
+    if not number.is_finite():
+        raise PydanticCustomError("invalid_type", "a finite number of hours")
+    if number <= 0:
+        raise PydanticCustomError("must_be_positive", "must be greater than 0")
+    exponent = number.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -HOURS_PLACES:
+        raise PydanticCustomError("too_many_decimal_places", "at most 2 decimal places")
+    if number > maximum:
+        raise PydanticCustomError("out_of_range", f"at most {maximum}")
+    return number.quantize(Decimal("0.01"))
+
+
+def admin_hours(maximum: Decimal) -> BeforeValidator:
+    """Hours in an admin input: a number or a numeric string."""
+    return BeforeValidator(lambda v: parse_hours(v, maximum=maximum, allow_text=True))
+
+
+def format_hours(value: Decimal) -> str:
+    """Hours in JSON: a string with two decimals (`"10.50"`)."""
+    return f"{value.quantize(Decimal('0.01'))}"
+
+
+HoursText = Annotated[Decimal, PlainSerializer(format_hours, return_type=str)]
+"""Hours on the way out, always as a two-decimal string."""
+
+NAMESPACE_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+
+
+def check_namespace(value: str) -> str:
+    if not NAMESPACE_PATTERN.fullmatch(value):
+        raise PydanticCustomError("invalid", "must match [a-z0-9][a-z0-9_.-]{0,63}")
+    return value
+
+
+Namespace = Annotated[str, AfterValidator(check_namespace)]

@@ -90,3 +90,13 @@ def cursor_uuid(after: dict[str, Any] | None, key: str = "id") -> uuid.UUID | No
         return uuid.UUID(str(after[key]))
     except (KeyError, ValueError):
         raise ValidationFailed.field("cursor", "invalid", "not a cursor this API issued") from None
+
+
+def cursor_text(after: dict[str, Any] | None, key: str = "id") -> str | None:
+    """The text position stored in a cursor under `key` (slugs)."""
+    if after is None:
+        return None
+    value = after.get(key)
+    if not isinstance(value, str):
+        raise ValidationFailed.field("cursor", "invalid", "not a cursor this API issued")
+    return value

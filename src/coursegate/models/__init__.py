@@ -5,6 +5,34 @@ what Alembic compares the migrations against.
 """
 
 from coursegate.models.base import Base
+from coursegate.models.inbound import (
+    Completion,
+    Credit,
+    CreditTotal,
+    Event,
+    IdempotencyKey,
+    InboundAudit,
+    ParkedRequest,
+    Provider,
+    ProviderKey,
+)
+from coursegate.models.programs import Person, PersonIdentifier, Program
 from coursegate.models.tenancy import ApiKey, Tenant
 
-__all__ = ["ApiKey", "Base", "Tenant"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Completion",
+    "Credit",
+    "CreditTotal",
+    "Event",
+    "IdempotencyKey",
+    "InboundAudit",
+    "ParkedRequest",
+    "Person",
+    "PersonIdentifier",
+    "Program",
+    "Provider",
+    "ProviderKey",
+    "Tenant",
+]

@@ -5,9 +5,21 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from sqlalchemy import BigInteger, DateTime, Dialect, MetaData, String, TypeDecorator, Uuid
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKeyConstraint,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -82,6 +94,10 @@ class Hours(TypeDecorator[Decimal]):
         return None if value is None else from_hundredths(value)
 
 
+JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+"""A JSON document: `jsonb` on PostgreSQL, JSON text on SQLite."""
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
@@ -91,6 +107,31 @@ class Base(DeclarativeBase):
     }
 
 
+def tenant_fk(
+    columns: str | tuple[str, ...],
+    table: str,
+    remote: tuple[str, ...] = ("id",),
+    ondelete: str | None = None,
+) -> ForeignKeyConstraint:
+    """A foreign key that includes `tenant_id`, so a row can only point inside its own tenant."""
+    local = (columns,) if isinstance(columns, str) else columns
+    return ForeignKeyConstraint(
+        ["tenant_id", *local],
+        [f"{table}.tenant_id", *(f"{table}.{c}" for c in remote)],
+        ondelete=ondelete,
+    )
+
+
+def tenant_owned(table: str = "tenants") -> ForeignKeyConstraint:
+    """The foreign key of a table whose rows belong directly to a tenant."""
+    return ForeignKeyConstraint(["tenant_id"], [f"{table}.id"], ondelete="CASCADE")
+
+
 def tenant_column() -> Mapped[str]:
     """The `tenant_id` every table carries; it leads every primary key, unique key and foreign key."""
     return mapped_column(String(TENANT_SLUG_LENGTH), primary_key=True)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Core table, for hot paths that leave the ORM."""
+    return cast(Table, model.__table__)

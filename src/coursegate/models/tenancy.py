@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKeyConstraint, Index, String
+from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from coursegate.models.base import TENANT_SLUG_LENGTH, Base, tenant_column
+from coursegate.models.base import TENANT_SLUG_LENGTH, Base, tenant_column, tenant_owned
 
 
 class Tenant(Base):
@@ -32,7 +32,7 @@ class ApiKey(Base):
 
     __tablename__ = "api_keys"
     __table_args__ = (
-        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        tenant_owned(),
         Index("ix_api_keys_prefix", "prefix"),
     )
 

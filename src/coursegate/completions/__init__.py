@@ -1,0 +1,1 @@
+"""Signed inbound completions: verification, recording, audit, parking and replay."""

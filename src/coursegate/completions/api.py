@@ -1,0 +1,104 @@
+"""Routes: the partner-facing inbound endpoint, and the admin reads of completions and audit."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from coursegate.completions.inbound import InboundGateway
+from coursegate.completions.repository import CompletionReads
+from coursegate.completions.schemas import AuditOut, CompletionOut
+from coursegate.kit.errors import ValidationFailed
+from coursegate.kit.pagination import Page, PageRequest, build_page, cursor_uuid, page_request
+from coursegate.web import CurrentPrincipal, Session
+
+router = APIRouter(tags=["completions"])
+
+
+@router.post(
+    "/v1/inbound/{tenant_id}/{provider_id}/completions",
+    responses={200: {}, 201: {}, 400: {}, 401: {}, 413: {}, 422: {}},
+)
+async def receive_completion(tenant_id: str, provider_id: str, request: Request) -> JSONResponse:
+    """A provider reports a completion; signed, see SPEC §2 for the schemes and outcomes."""
+    body = await request.body()
+    path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
+    if request.scope.get("query_string"):
+        path += "?" + request.scope["query_string"].decode("latin-1")
+    gateway: InboundGateway = request.app.state.inbound
+    response = await gateway.handle(
+        tenant_id,
+        provider_id,
+        method=request.method,
+        path=path,
+        headers=request.headers,
+        body=body,
+    )
+    return JSONResponse(response.body, status_code=response.status)
+
+
+def _uuid_filter(name: str, value: str | None) -> uuid.UUID | None:
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ValidationFailed.field(name, "invalid", "not an id") from None
+
+
+@router.get("/v1/completions")
+async def list_completions(
+    who: CurrentPrincipal,
+    session: Session,
+    page: PageRequest = Depends(page_request),
+    person: str | None = Query(default=None, max_length=64),
+    program: str | None = Query(default=None, max_length=63),
+    provider: str | None = Query(default=None, max_length=63),
+    course_id: str | None = Query(default=None, max_length=128),
+) -> Page[CompletionOut]:
+    filters = {
+        name: value
+        for name, value in {
+            "person_id": _uuid_filter("person", person),
+            "program_id": program,
+            "provider_id": provider,
+            "course_id": course_id,
+        }.items()
+        if value is not None
+    }
+    rows = await CompletionReads(session).completions(
+        who.tenant_id, filters=filters, after=cursor_uuid(page.after), limit=page.limit + 1
+    )
+    return build_page(
+        rows,
+        page,
+        lambda c: {"id": str(c.id)},
+        lambda c: CompletionOut.model_validate(c, from_attributes=True),
+    )
+
+
+@router.get("/v1/inbound/audit")
+async def list_audit(
+    who: CurrentPrincipal,
+    session: Session,
+    page: PageRequest = Depends(page_request),
+    provider: str | None = Query(default=None, max_length=63),
+    outcome: str | None = Query(default=None, max_length=32),
+) -> Page[AuditOut]:
+    """Newest first."""
+    filters = {
+        name: value
+        for name, value in {"provider_id": provider, "outcome": outcome}.items()
+        if value is not None
+    }
+    rows = await CompletionReads(session).audit(
+        who.tenant_id, filters=filters, before=cursor_uuid(page.after), limit=page.limit + 1
+    )
+    return build_page(
+        rows,
+        page,
+        lambda a: {"id": str(a.id)},
+        lambda a: AuditOut.model_validate(a, from_attributes=True),
+    )

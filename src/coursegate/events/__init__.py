@@ -1,0 +1,1 @@
+"""The event outbox: facts recorded in the transaction that made them true."""

@@ -1,0 +1,44 @@
+"""Writing events: one multi-row INSERT, in the caller's transaction (SPEC §5)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coursegate.kit.ids import uuid7
+from coursegate.models import Event
+from coursegate.models.base import table_of
+
+_INSERT = insert(table_of(Event))
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    type: str
+    data: dict[str, Any]
+
+
+async def record_events(
+    session: AsyncSession, tenant_id: str, events: Sequence[NewEvent], at: datetime
+) -> None:
+    """Record facts with the change that made them true: they commit or vanish together."""
+    if not events:
+        return
+    await session.execute(
+        _INSERT,
+        [
+            {
+                "tenant_id": tenant_id,
+                "id": uuid7(),
+                "type": e.type,
+                "occurred_at": at,
+                "data": e.data,
+            }
+            for e in events
+        ],
+    )

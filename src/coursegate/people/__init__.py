@@ -1,0 +1,1 @@
+"""People (learners) and the identifiers that name them."""

@@ -1,0 +1,63 @@
+"""People's rules: identifiers are unique per tenant; a new identifier wakes parked reports."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coursegate.completions.parking import ParkingService
+from coursegate.kit.clock import Clock
+from coursegate.kit.errors import AlreadyExists, NotFound
+from coursegate.kit.ids import uuid7
+from coursegate.models import Person, PersonIdentifier
+from coursegate.people.repository import PeopleRepository
+
+
+class PeopleService:
+    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+        self.session = session
+        self.repo = PeopleRepository(session)
+        self.clock = clock
+
+    async def create(
+        self,
+        tenant_id: str,
+        identifiers: Sequence[tuple[str, str]],
+        *,
+        name: str | None = None,
+        email: str | None = None,
+    ) -> tuple[Person, list[PersonIdentifier]]:
+        pairs = list(dict.fromkeys(identifiers))
+        taken = await self.repo.taken(tenant_id, pairs)
+        if taken:
+            details = [
+                {
+                    "field": f"identifiers.{pairs.index((t.namespace, t.value))}",
+                    "constraint": "taken",
+                }
+                for t in taken
+            ]
+            raise AlreadyExists("an identifier already names another person", details=details)
+        now = self.clock.now()
+        person = Person(tenant_id=tenant_id, id=uuid7(), name=name, email=email, created_at=now)
+        rows = [
+            PersonIdentifier(
+                tenant_id=tenant_id, namespace=ns, value=value, person_id=person.id, created_at=now
+            )
+            for ns, value in pairs
+        ]
+        await self.repo.add(person, rows)
+        # Reports that arrived before this person existed are replayed now, in
+        # this transaction: the person and what they already completed appear together.
+        await ParkingService(self.session, self.clock).replay_for(tenant_id, pairs)
+        return person, rows
+
+    async def get(
+        self, tenant_id: str, person_id: uuid.UUID
+    ) -> tuple[Person, Sequence[PersonIdentifier]]:
+        person = await self.repo.get(tenant_id, person_id)
+        if person is None:
+            raise NotFound()
+        return person, await self.repo.identifiers_of(tenant_id, person_id)

@@ -1,0 +1,1 @@
+"""Programs: a tenant's education program and its crediting rules."""

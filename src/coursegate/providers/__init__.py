@@ -1,0 +1,1 @@
+"""Providers: inbound integrations of a tenant, with their signing keys."""
