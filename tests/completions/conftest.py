@@ -134,7 +134,9 @@ async def inbound(client: httpx.AsyncClient, clock: FrozenClock, acme: str) -> S
     return await make_setup(client, clock, acme)
 
 
-def standard_headers(secret: str, body: bytes, at: datetime, msg_id: str | None = None) -> dict[str, str]:
+def standard_headers(
+    secret: str, body: bytes, at: datetime, msg_id: str | None = None
+) -> dict[str, str]:
     return {
         **standard_webhook_headers(msg_id or f"msg_{uuid.uuid4().hex}", [secret], body, at),
         "Content-Type": "application/json",

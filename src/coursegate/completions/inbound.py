@@ -138,17 +138,7 @@ class InboundGateway:
             async with self.database.transaction() as session:
                 repo = CompletionRepository(session)
                 outcome = await self._process(repo, session, request, method, path, headers, body)
-                response = outcome_response(outcome)
-                request.reason = None
-                await repo.audit(
-                    audit_row(
-                        request,
-                        response.body["status"],
-                        response.status,
-                        completion_id=outcome.completion_id,
-                    )
-                )
-            return response
+            return outcome_response(outcome)
         except DomainError as error:
             return await self._refused(request, error, body)
         except Exception as error:
@@ -192,8 +182,14 @@ class InboundGateway:
         report = parse_report(body, jurisdiction=ctx.jurisdiction, now=request.received_at)
         request.report = report
         request.idempotency_key = verified.webhook_id or idempotency_header(headers)
+
+        def audit(outcome: Outcome) -> dict[str, Any]:
+            response = outcome_response(outcome)
+            status = str(response.body["status"])
+            return audit_row(request, status, response.status, completion_id=outcome.completion_id)
+
         return await CompletionService(session, self.clock).record(
-            ctx, report, request.idempotency_key
+            ctx, report, request.idempotency_key, audit
         )
 
     async def _refused(

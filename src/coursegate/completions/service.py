@@ -7,18 +7,20 @@ the new totals, the credit rows and the events together.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.completions.errors import AlreadyCompleted, IdempotencyKeyReused, PersonNotFound
 from coursegate.completions.payload import CompletionReport
 from coursegate.completions.repository import CompletionRepository, PersonRef, ProviderContext
+from coursegate.completions.store import Effects, NewCompletion, store_for
 from coursegate.credits.ledger import crossing
-from coursegate.credits.repository import CreditRepository
-from coursegate.events.outbox import NewEvent, record_events
+from coursegate.events.outbox import NewEvent
 from coursegate.kit.clock import Clock
 from coursegate.kit.fields import format_hours
 from coursegate.kit.ids import uuid7
@@ -43,20 +45,24 @@ class Duplicate:
 Outcome = Accepted | Duplicate
 
 
+AuditFor = Callable[[Outcome], dict[str, Any]]
+"""Builds the audit row of an outcome, so it is written with the outcome's own statements."""
+
+
 class CompletionService:
     def __init__(self, session: AsyncSession, clock: Clock) -> None:
         self.repo = CompletionRepository(session)
-        self.credits = CreditRepository(session)
-        self.session = session
+        self.store = store_for(session)
         self.clock = clock
 
     async def record(
-        self, ctx: ProviderContext, report: CompletionReport, idempotency_key: str | None
+        self,
+        ctx: ProviderContext,
+        report: CompletionReport,
+        idempotency_key: str | None,
+        audit: AuditFor | None = None,
     ) -> Outcome:
         now = self.clock.now()
-        person = await self.repo.find_person(ctx.tenant_id, ctx.namespace, report.person_id)
-        if person is None:
-            raise PersonNotFound("no person with this id in the program's namespace yet")
         digest = report.digest()
         if idempotency_key is not None:
             prior = await self.repo.idempotency(
@@ -65,76 +71,61 @@ class CompletionService:
             if prior is not None:
                 if prior.content_digest != digest:
                     raise IdempotencyKeyReused()
-                return Duplicate(prior.id)
+                return await self._audited(Duplicate(prior.id), audit)
 
-        completion_id = uuid7()
-        inserted = await self.repo.insert_completion(
-            {
-                "tenant_id": ctx.tenant_id,
-                "id": completion_id,
-                "program_id": ctx.program_id,
-                "person_id": person.id,
-                "provider_id": ctx.provider_id,
-                "course_id": report.course_id,
-                "course_name": report.course_name,
-                "content_hours": report.content_hours,
-                "completed_at": report.completed_at,
-                "recorded_at": now,
-                "content_digest": digest,
-            }
+        completion = NewCompletion(
+            tenant_id=ctx.tenant_id,
+            id=uuid7(),
+            program_id=ctx.program_id,
+            provider_id=ctx.provider_id,
+            course_id=report.course_id,
+            course_name=report.course_name,
+            content_hours=report.content_hours,
+            completed_at=report.completed_at,
+            recorded_at=now,
+            content_digest=digest,
+            hours_per_credit=ctx.hours_per_credit,
         )
-        if not inserted:
+        claim = await self.store.claim(completion, ctx.namespace, report.person_id)
+        if claim.person is None:
+            raise PersonNotFound("no person with this id in the program's namespace yet")
+        if not claim.inserted or claim.hours_total is None:
             existing = await self.repo.completion_for_course(
-                ctx.tenant_id, ctx.program_id, person.id, ctx.provider_id, report.course_id
+                ctx.tenant_id, ctx.program_id, claim.person.id, ctx.provider_id, report.course_id
             )
             if existing.content_digest != digest:
                 raise AlreadyCompleted("this course is already recorded for this person")
             await self._remember(ctx, idempotency_key, digest, existing.id)
-            return Duplicate(existing.id)
+            return await self._audited(Duplicate(existing.id), audit)
 
-        total = await self.credits.add_hours(
-            ctx.tenant_id,
-            ctx.program_id,
-            person.id,
-            report.content_hours,
-            ctx.hours_per_credit,
-            now,
-        )
-        crossed = crossing(total, report.content_hours, ctx.hours_per_credit)
-        credit_ids = {sequence: uuid7() for sequence in crossed.sequences}
-        await self.credits.add_credits(
-            [
-                {
-                    "tenant_id": ctx.tenant_id,
-                    "program_id": ctx.program_id,
-                    "person_id": person.id,
-                    "sequence": sequence,
-                    "id": credit_id,
-                    "completion_id": completion_id,
-                    "awarded_at": now,
-                }
-                for sequence, credit_id in credit_ids.items()
-            ]
-        )
-        await record_events(
-            self.session,
-            ctx.tenant_id,
-            [
-                _completion_recorded(ctx, person, completion_id, report),
-                *(
-                    _credit_earned(ctx, person, credit_id, sequence, total, completion_id)
-                    for sequence, credit_id in credit_ids.items()
-                ),
-            ],
-            now,
-        )
-        await self._remember(ctx, idempotency_key, digest, completion_id)
-        return Accepted(
-            completion_id=completion_id,
-            hours_total=total,
-            credits_awarded=len(credit_ids),
+        crossed = crossing(claim.hours_total, report.content_hours, ctx.hours_per_credit)
+        credits = [(sequence, uuid7()) for sequence in crossed.sequences]
+        outcome = Accepted(
+            completion_id=completion.id,
+            hours_total=claim.hours_total,
+            credits_awarded=len(credits),
             credits_total=crossed.credits_total,
         )
+        person = claim.person
+        events = [
+            _completion_recorded(ctx, person, completion.id, report),
+            *(
+                _credit_earned(ctx, person, credit_id, sequence, claim.hours_total, completion.id)
+                for sequence, credit_id in credits
+            ),
+        ]
+        await self._remember(ctx, idempotency_key, digest, completion.id)
+        await self.store.write(
+            completion,
+            person,
+            Effects(credits=credits, events=events, audit=audit(outcome) if audit else None),
+        )
+        return outcome
+
+    async def _audited(self, outcome: Outcome, audit: AuditFor | None) -> Outcome:
+        if audit is not None:
+            await self.repo.audit(audit(outcome))
+        return outcome
 
     async def _remember(
         self, ctx: ProviderContext, key: str | None, digest: str, completion_id: uuid.UUID

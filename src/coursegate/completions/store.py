@@ -1,0 +1,258 @@
+"""Where a completion's writes go: two shapes of the same work.
+
+`record` needs, for a new completion, to find the person, insert the
+completion, add its hours to the person's totals under the row lock, then
+write the credits, the events and the audit row. On PostgreSQL that is two
+statements on the raw driver (one CTE claims, one CTE writes the effects),
+because round trips and per-statement Python overhead are what the request
+costs. SQLite has no data-modifying CTEs and no network round trips, so it
+runs the same steps as plain statements. Both shapes run under the same
+tests.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coursegate.completions.repository import CompletionRepository, PersonRef
+from coursegate.credits.repository import CreditRepository
+from coursegate.events.outbox import NewEvent, record_events
+from coursegate.kit.ids import uuid7
+from coursegate.kit.sql import dialect_of
+from coursegate.models.base import from_hundredths, to_hundredths
+
+
+@dataclass(frozen=True, slots=True)
+class NewCompletion:
+    tenant_id: str
+    id: uuid.UUID
+    program_id: str
+    provider_id: str
+    course_id: str
+    course_name: str | None
+    content_hours: Decimal
+    completed_at: datetime
+    recorded_at: datetime
+    content_digest: str
+    hours_per_credit: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    person: PersonRef | None
+    inserted: bool
+    hours_total: Decimal | None
+    """The person's new pooled hours, when the completion was inserted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Effects:
+    credits: Sequence[tuple[int, uuid.UUID]]
+    """(sequence, credit id) of each credit earned."""
+    events: Sequence[NewEvent]
+    audit: dict[str, Any] | None
+
+
+class CompletionStore(Protocol):
+    async def claim(
+        self, completion: NewCompletion, namespace: str, person_value: str
+    ) -> Claim: ...
+
+    async def write(
+        self, completion: NewCompletion, person: PersonRef, effects: Effects
+    ) -> None: ...
+
+
+class SqlStore:
+    """The portable shape: one statement per step, through SQLAlchemy Core."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.repo = CompletionRepository(session)
+        self.credits = CreditRepository(session)
+
+    async def claim(self, completion: NewCompletion, namespace: str, person_value: str) -> Claim:
+        person = await self.repo.find_person(completion.tenant_id, namespace, person_value)
+        if person is None:
+            return Claim(person=None, inserted=False, hours_total=None)
+        inserted = await self.repo.insert_completion(
+            {
+                "tenant_id": completion.tenant_id,
+                "id": completion.id,
+                "program_id": completion.program_id,
+                "person_id": person.id,
+                "provider_id": completion.provider_id,
+                "course_id": completion.course_id,
+                "course_name": completion.course_name,
+                "content_hours": completion.content_hours,
+                "completed_at": completion.completed_at,
+                "recorded_at": completion.recorded_at,
+                "content_digest": completion.content_digest,
+            }
+        )
+        if not inserted:
+            return Claim(person=person, inserted=False, hours_total=None)
+        total = await self.credits.add_hours(
+            completion.tenant_id,
+            completion.program_id,
+            person.id,
+            completion.content_hours,
+            completion.hours_per_credit,
+            completion.recorded_at,
+        )
+        return Claim(person=person, inserted=True, hours_total=total)
+
+    async def write(self, completion: NewCompletion, person: PersonRef, effects: Effects) -> None:
+        await self.credits.add_credits(
+            [
+                {
+                    "tenant_id": completion.tenant_id,
+                    "program_id": completion.program_id,
+                    "person_id": person.id,
+                    "sequence": sequence,
+                    "id": credit_id,
+                    "completion_id": completion.id,
+                    "awarded_at": completion.recorded_at,
+                }
+                for sequence, credit_id in effects.credits
+            ]
+        )
+        await record_events(
+            self.session, completion.tenant_id, effects.events, completion.recorded_at
+        )
+        if effects.audit is not None:
+            await self.repo.audit(effects.audit)
+
+
+_PG_CLAIM = """
+WITH person AS (
+    SELECT m.person_id,
+           jsonb_agg(jsonb_build_array(i.namespace, i.value) ORDER BY i.namespace, i.value) AS ids
+    FROM person_identifiers m
+    JOIN person_identifiers i ON i.tenant_id = m.tenant_id AND i.person_id = m.person_id
+    WHERE m.tenant_id = $1::varchar AND m.namespace = $2::varchar AND m.value = $3::varchar
+    GROUP BY m.person_id
+), inserted AS (
+    INSERT INTO completions (tenant_id, id, program_id, person_id, provider_id, course_id,
+                             course_name, content_hours, completed_at, recorded_at, content_digest)
+    SELECT $1::varchar, $4::uuid, $5::varchar, person.person_id, $6::varchar, $7::varchar,
+           $8::varchar, $9::bigint, $10::timestamptz, $11::timestamptz, $12::varchar
+    FROM person
+    ON CONFLICT DO NOTHING
+    RETURNING person_id
+), totals AS (
+    INSERT INTO credit_totals AS t (tenant_id, program_id, person_id, hours_total, credits_total,
+                                    updated_at)
+    SELECT $1::varchar, $5::varchar, inserted.person_id, $9::bigint, $9::bigint / $13::bigint,
+           $11::timestamptz
+    FROM inserted
+    ON CONFLICT (tenant_id, program_id, person_id) DO UPDATE
+    SET hours_total = t.hours_total + excluded.hours_total,
+        credits_total = (t.hours_total + excluded.hours_total) / $13::bigint,
+        updated_at = excluded.updated_at
+    RETURNING t.hours_total
+)
+SELECT person.person_id, person.ids,
+       EXISTS (SELECT 1 FROM inserted) AS inserted,
+       (SELECT hours_total FROM totals) AS hours_total
+FROM (SELECT 1) AS one LEFT JOIN person ON true
+"""
+
+_PG_WRITE = """
+WITH credit_rows AS (
+    INSERT INTO credits (tenant_id, program_id, person_id, sequence, id, completion_id, awarded_at)
+    SELECT $1::varchar, $2::varchar, $3::uuid, c.sequence, c.id, $4::uuid, $5::timestamptz
+    FROM unnest($6::int[], $7::uuid[]) AS c(sequence, id)
+), event_rows AS (
+    INSERT INTO events (tenant_id, id, type, occurred_at, data)
+    SELECT $1::varchar, e.id, e.type, $5::timestamptz, e.data
+    FROM unnest($8::uuid[], $9::varchar[], $10::jsonb[]) AS e(id, type, data)
+)
+INSERT INTO inbound_audit (tenant_id, id, provider_id, key_id, outcome, status, reason,
+                           completion_id, parked_id, replay_of, received_at)
+SELECT $1::varchar, $11::uuid, $12::varchar, $13::varchar, $14::varchar, $15::int, $16::varchar,
+       $4::uuid, NULL, NULL, $17::timestamptz
+WHERE $18::boolean
+"""
+
+
+class PostgresStore:
+    """The hot shape: two statements on the raw asyncpg connection of the session's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def _driver(self) -> Any:
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        return raw.driver_connection
+
+    async def claim(self, completion: NewCompletion, namespace: str, person_value: str) -> Claim:
+        driver = await self._driver()
+        row = await driver.fetchrow(
+            _PG_CLAIM,
+            completion.tenant_id,
+            namespace,
+            person_value,
+            completion.id,
+            completion.program_id,
+            completion.provider_id,
+            completion.course_id,
+            completion.course_name,
+            to_hundredths(completion.content_hours),
+            completion.completed_at,
+            completion.recorded_at,
+            completion.content_digest,
+            to_hundredths(completion.hours_per_credit),
+        )
+        if row["person_id"] is None:
+            return Claim(person=None, inserted=False, hours_total=None)
+        ids = row["ids"]
+        if isinstance(ids, str):  # without SQLAlchemy's jsonb codec the driver returns text
+            ids = json.loads(ids)
+        person = PersonRef(id=row["person_id"], identifiers=tuple((ns, v) for ns, v in ids))
+        total = row["hours_total"]
+        return Claim(
+            person=person,
+            inserted=row["inserted"],
+            hours_total=None if total is None else from_hundredths(total),
+        )
+
+    async def write(self, completion: NewCompletion, person: PersonRef, effects: Effects) -> None:
+        driver = await self._driver()
+        audit = effects.audit or {}
+        await driver.execute(
+            _PG_WRITE,
+            completion.tenant_id,
+            completion.program_id,
+            person.id,
+            completion.id,
+            completion.recorded_at,
+            [sequence for sequence, _ in effects.credits],
+            [credit_id for _, credit_id in effects.credits],
+            [uuid7() for _ in effects.events],
+            [e.type for e in effects.events],
+            [json.dumps(e.data) for e in effects.events],
+            audit.get("id"),
+            audit.get("provider_id"),
+            audit.get("key_id"),
+            audit.get("outcome"),
+            audit.get("status"),
+            audit.get("reason"),
+            audit.get("received_at"),
+            effects.audit is not None,
+        )
+
+
+def store_for(session: AsyncSession) -> CompletionStore:
+    if dialect_of(session) == "postgresql":
+        return PostgresStore(session)
+    return SqlStore(session)
