@@ -27,13 +27,25 @@ class Verified:
 class KeySecrets:
     """Turns a stored key into its secret: decrypted, or resolved through the secret store."""
 
+    CACHE_SIZE = 4096
+
     def __init__(self, box: SecretBox, resolver: CachedResolver) -> None:
         self.box = box
         self.resolver = resolver
+        # Keyed by the ciphertext itself, so a new or rotated key is a new entry
+        # and nothing can go stale; decrypting on every request cost more than
+        # the signature check.
+        self._decrypted: dict[str, str] = {}
 
     def secret(self, key: KeySecret) -> str:
         if key.secret_encrypted is not None:
-            return self.box.decrypt(key.secret_encrypted)
+            cached = self._decrypted.get(key.secret_encrypted)
+            if cached is None:
+                cached = self.box.decrypt(key.secret_encrypted)
+                if len(self._decrypted) >= self.CACHE_SIZE:
+                    self._decrypted.clear()
+                self._decrypted[key.secret_encrypted] = cached
+            return cached
         if key.secret_ref is not None:
             return self.resolver.resolve(key.secret_ref)
         raise SecretUnavailable("no_secret")

@@ -1,28 +1,36 @@
-"""The `coursegate` command: serve, api, worker, db, tenants, keys, version."""
+"""The `coursegate` command: serve, api, worker, db, tenants, keys, version, and the
+inbound commands (providers, sign, replay, demo).
+
+Commands work on the database directly with the server's settings, through the
+same services (and the same input models) as the API, so a script gets the
+API's rules and error codes: a refused input is `CODE: message` on stderr and
+exit 1; a configuration that cannot work is exit 2.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 import uvicorn
-from dbos import DBOS
 
 from coursegate import __version__, migrate
-from coursegate.config import ConfigurationError, Settings, sync_database_url
+from coursegate.cli import inbound
+from coursegate.cli.common import (
+    HostOpt,
+    PortOpt,
+    TenantOpt,
+    load_settings,
+    run_db,
+    upgrade_database,
+)
 from coursegate.db import Database
-from coursegate.durable import DBOS_SCHEMA, Role
+from coursegate.durable import Role
 from coursegate.kit.clock import SystemClock
-from coursegate.kit.errors import DomainError
 from coursegate.kit.ids import path_uuid
-from coursegate.observability import setup as setup_observability
 from coursegate.tenancy.service import TenancyService
-
-T = TypeVar("T")
 
 app = typer.Typer(
     help="coursegate: the integration hub of education programs.", no_args_is_help=True
@@ -34,52 +42,11 @@ app.add_typer(db_app, name="db")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 
-TenantOpt = Annotated[str, typer.Option("--tenant", help="the tenant's slug")]
-HostOpt = Annotated[str | None, typer.Option("--host", help="listen address")]
-PortOpt = Annotated[int | None, typer.Option("--port", help="listen port")]
-
-
-def _settings() -> Settings:
-    try:
-        settings = Settings()
-        settings.check()
-    except (ConfigurationError, ValueError) as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    setup_observability(settings)
-    return settings
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(code)
-
-
-def _run_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    async def run() -> T:
-        database = Database(settings.resolved_database_url, pool_size=2)
-        try:
-            return await work(database)
-        finally:
-            await database.dispose()
-
-    try:
-        return asyncio.run(run())
-    except DomainError as exc:
-        detail = f": {exc.details}" if exc.details else ""
-        raise _fail(f"{exc.code}: {exc.message or ''}{detail}") from None
-
-
-def upgrade_database(settings: Settings) -> None:
-    """Our tables (Alembic), then DBOS's system tables, so that any process can enqueue."""
-    _run_db(settings, lambda database: migrate.upgrade(database.engine))
-    DBOS.migrate(sync_database_url(settings.resolved_database_url), schema=DBOS_SCHEMA)
-
 
 def _serve(role: Role | None, host: str | None, port: int | None, *, default_port: int) -> None:
     from coursegate.app import create_app
 
-    settings = _settings()
+    settings = load_settings()
     if role is Role.SERVE and settings.env == "embedded":
         # The embedded server is a one-command start: bring its file to head first.
         upgrade_database(settings)
@@ -121,7 +88,7 @@ def version() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database to this build's head (safe to run again)."""
-    settings = _settings()
+    settings = load_settings()
     upgrade_database(settings)
     typer.echo(f"database at {migrate.head_revision()}")
 
@@ -134,7 +101,7 @@ def tenants_create(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON line")] = False,
 ) -> None:
     """Create a tenant and print its first API key (shown once)."""
-    settings = _settings()
+    settings = load_settings()
 
     async def work(database: Database) -> str:
         async with database.transaction() as session:
@@ -143,7 +110,7 @@ def tenants_create(
             )
         return plaintext
 
-    key = _run_db(settings, work)
+    key = run_db(settings, work)
     if as_json:
         typer.echo(json.dumps({"tenant": slug, "api_key": key}))
     else:
@@ -157,7 +124,7 @@ def keys_create(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create another API key for a tenant (shown once)."""
-    settings = _settings()
+    settings = load_settings()
 
     async def work(database: Database) -> tuple[str, str]:
         async with database.transaction() as session:
@@ -166,7 +133,7 @@ def keys_create(
             key, plaintext = await service.create_key(tenant, name=name)
         return str(key.id), plaintext
 
-    key_id, plaintext = _run_db(settings, work)
+    key_id, plaintext = run_db(settings, work)
     if as_json:
         typer.echo(json.dumps({"tenant": tenant, "id": key_id, "api_key": plaintext}))
     else:
@@ -176,14 +143,17 @@ def keys_create(
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, tenant: TenantOpt) -> None:
     """Revoke an API key: it stops authenticating at once."""
-    settings = _settings()
+    settings = load_settings()
 
     async def work(database: Database) -> None:
         async with database.transaction() as session:
             await TenancyService(session, SystemClock()).revoke_key(tenant, path_uuid(key_id))
 
-    _run_db(settings, work)
+    run_db(settings, work)
     typer.echo(f"key {key_id} revoked")
+
+
+inbound.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
