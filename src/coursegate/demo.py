@@ -34,11 +34,11 @@ from coursegate.db import Database
 from coursegate.kit.clock import Clock
 from coursegate.kit.errors import DomainError, ValidationFailed, validation_details
 from coursegate.kit.secrets import SecretBox, SecretStores
-from coursegate.models import Program
 from coursegate.people.repository import PeopleRepository
 from coursegate.people.service import PeopleService
 from coursegate.programs.repository import ProgramRepository
 from coursegate.programs.schemas import ProgramCreate
+from coursegate.programs.service import ProgramService
 from coursegate.providers.repository import ProviderRepository
 from coursegate.providers.service import NewKey, ProviderService
 from coursegate.tenancy.repository import TenantRepository
@@ -176,8 +176,7 @@ async def _program(session: AsyncSession, clock: Clock) -> None:
         )
     except ValidationError as exc:
         raise ValidationFailed(details=validation_details(exc.errors())) from None
-    # As the API's POST /v1/programs does: programs have no service of their own.
-    await repo.add(Program(tenant_id=TENANT, created_at=clock.now(), **body.model_dump()))
+    await ProgramService(session, clock).create(TENANT, body)
 
 
 async def _person(session: AsyncSession, clock: Clock, value: str) -> uuid.UUID:

@@ -221,6 +221,15 @@ def parse_standard_headers(headers: Mapping[str, str]) -> StandardHeaders:
     )
 
 
+def is_whsec(secret: str) -> bool:
+    """Whether a value is a usable Standard Webhooks secret (`whsec_` + base64)."""
+    try:
+        _whsec_key(secret)
+    except SignatureError:
+        return False
+    return True
+
+
 def _whsec_key(secret: str) -> bytes:
     """Decode strictly: the library would silently drop bad characters and sign with a different key."""
     if not secret.startswith(WHSEC_PREFIX):

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.models import Person, PersonIdentifier
@@ -38,8 +39,18 @@ class PeopleRepository:
         )
         return (await self.session.scalars(stmt)).all()
 
-    async def add(self, person: Person, identifiers: Sequence[PersonIdentifier]) -> None:
-        self.session.add(person)
-        await self.session.flush()
-        self.session.add_all(identifiers)
-        await self.session.flush()
+    async def add(self, person: Person, identifiers: Sequence[PersonIdentifier]) -> bool:
+        """False, and nothing added, when a concurrent request took an identifier first.
+
+        A savepoint keeps the transaction usable (PostgreSQL aborts it on a
+        unique violation), so the caller can still say which one was taken.
+        """
+        try:
+            async with self.session.begin_nested():
+                self.session.add(person)
+                await self.session.flush()
+                self.session.add_all(identifiers)
+                await self.session.flush()
+        except IntegrityError:
+            return False
+        return True

@@ -30,16 +30,8 @@ class PeopleService:
         email: str | None = None,
     ) -> tuple[Person, list[PersonIdentifier]]:
         pairs = list(dict.fromkeys(identifiers))
-        taken = await self.repo.taken(tenant_id, pairs)
-        if taken:
-            details = [
-                {
-                    "field": f"identifiers.{pairs.index((t.namespace, t.value))}",
-                    "constraint": "taken",
-                }
-                for t in taken
-            ]
-            raise AlreadyExists("an identifier already names another person", details=details)
+        if taken := await self._taken(tenant_id, identifiers):
+            raise AlreadyExists("an identifier already names another person", details=taken)
         now = self.clock.now()
         person = Person(tenant_id=tenant_id, id=uuid7(), name=name, email=email, created_at=now)
         rows = [
@@ -48,11 +40,27 @@ class PeopleService:
             )
             for ns, value in pairs
         ]
-        await self.repo.add(person, rows)
+        if not await self.repo.add(person, rows):
+            # Another request claimed an identifier between the check and the insert.
+            raise AlreadyExists(
+                "an identifier already names another person",
+                details=await self._taken(tenant_id, identifiers) or None,
+            )
         # Reports that arrived before this person existed are replayed now, in
         # this transaction: the person and what they already completed appear together.
         await ParkingService(self.session, self.clock).replay_for(tenant_id, pairs)
         return person, rows
+
+    async def _taken(
+        self, tenant_id: str, identifiers: Sequence[tuple[str, str]]
+    ) -> list[dict[str, str]]:
+        """`identifiers.<index>` of each pair that names someone, indexing the caller's list."""
+        taken = {(t.namespace, t.value) for t in await self.repo.taken(tenant_id, identifiers)}
+        return [
+            {"field": f"identifiers.{index}", "constraint": "taken"}
+            for index, pair in enumerate(identifiers)
+            if pair in taken
+        ]
 
     async def get(
         self, tenant_id: str, person_id: uuid.UUID

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from coursegate.kit.errors import AlreadyExists, NotFound
 from coursegate.kit.pagination import Page, PageRequest, build_page, cursor_text, page_request
 from coursegate.models import Program
 from coursegate.programs.repository import ProgramRepository
 from coursegate.programs.schemas import ProgramCreate, ProgramOut
+from coursegate.programs.service import ProgramService
 from coursegate.web import ClockDep, CurrentPrincipal, Session
 
 router = APIRouter(prefix="/v1/programs", tags=["programs"])
@@ -24,12 +24,7 @@ def program_out(program: Program) -> ProgramOut:
 async def create_program(
     body: ProgramCreate, who: CurrentPrincipal, session: Session, clock: ClockDep
 ) -> ProgramOut:
-    repo = ProgramRepository(session)
-    if await repo.get(who.tenant_id, body.id) is not None:
-        raise AlreadyExists(f"program {body.id} exists")
-    program = Program(tenant_id=who.tenant_id, created_at=clock.now(), **body.model_dump())
-    await repo.add(program)
-    return program_out(program)
+    return program_out(await ProgramService(session, clock).create(who.tenant_id, body))
 
 
 @router.get("")
@@ -43,8 +38,7 @@ async def list_programs(
 
 
 @router.get("/{program_id}")
-async def get_program(program_id: str, who: CurrentPrincipal, session: Session) -> ProgramOut:
-    program = await ProgramRepository(session).get(who.tenant_id, program_id)
-    if program is None:
-        raise NotFound()
-    return program_out(program)
+async def get_program(
+    program_id: str, who: CurrentPrincipal, session: Session, clock: ClockDep
+) -> ProgramOut:
+    return program_out(await ProgramService(session, clock).get(who.tenant_id, program_id))

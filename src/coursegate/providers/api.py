@@ -83,7 +83,7 @@ async def list_providers(
 ) -> Page[ProviderOut]:
     repo = ProviderRepository(session)
     rows = await repo.list(who.tenant_id, after=cursor_text(page.after), limit=page.limit + 1)
-    keys = {p.id: await repo.keys(who.tenant_id, p.id) for p in rows[: page.limit]}
+    keys = await repo.keys_of(who.tenant_id, [p.id for p in rows[: page.limit]])
     return build_page(rows, page, lambda p: {"id": p.id}, lambda p: provider_out(p, keys[p.id]))
 
 

@@ -25,6 +25,20 @@ class ProviderRepository:
         )
         return (await self.session.scalars(stmt)).all()
 
+    async def keys_of(
+        self, tenant_id: str, provider_ids: Sequence[str]
+    ) -> dict[str, list[ProviderKey]]:
+        """The keys of several providers in one query (a page of the list)."""
+        stmt = (
+            select(ProviderKey)
+            .where(ProviderKey.tenant_id == tenant_id, ProviderKey.provider_id.in_(provider_ids))
+            .order_by(ProviderKey.created_at, ProviderKey.key_id)
+        )
+        grouped: dict[str, list[ProviderKey]] = {p: [] for p in provider_ids}
+        for key in (await self.session.scalars(stmt)).all():
+            grouped[key.provider_id].append(key)
+        return grouped
+
     async def get_key(self, tenant_id: str, provider_id: str, key_id: str) -> ProviderKey | None:
         return await self.session.get(ProviderKey, (tenant_id, provider_id, key_id))
 

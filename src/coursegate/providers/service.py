@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.kit.clock import Clock
 from coursegate.kit.errors import AlreadyExists, NotFound, ValidationFailed
 from coursegate.kit.secrets import SecretBox, SecretStores, SecretUnavailable
-from coursegate.kit.signing import generate_hmac_secret, generate_whsec
+from coursegate.kit.signing import generate_hmac_secret, generate_whsec, is_whsec
 from coursegate.models import Provider, ProviderKey
 from coursegate.programs.repository import ProgramRepository
 from coursegate.providers.repository import ProviderRepository
@@ -60,7 +61,11 @@ class ProviderService:
             scheme=scheme,
             created_at=self.clock.now(),
         )
-        await self.repo.add(provider)
+        try:
+            await self.repo.add(provider)
+        except IntegrityError:
+            # A concurrent request created it between the check and the insert.
+            raise AlreadyExists(f"provider {provider_id} exists") from None
         created = [await self._add_key(provider, key, index) for index, key in enumerate(keys)]
         return provider, created
 
@@ -74,7 +79,11 @@ class ProviderService:
         provider, _ = await self.get(tenant_id, provider_id)
         if await self.repo.get_key(tenant_id, provider_id, key.key_id) is not None:
             raise AlreadyExists(f"key {key.key_id} exists (key ids are never reused)")
-        return await self._add_key(provider, key, None)
+        try:
+            return await self._add_key(provider, key, None)
+        except IntegrityError:
+            # A concurrent request added it between the check and the insert.
+            raise AlreadyExists(f"key {key.key_id} exists (key ids are never reused)") from None
 
     async def retire_key(self, tenant_id: str, provider_id: str, key_id: str) -> ProviderKey:
         """A retired key stops verifying at once; retiring twice keeps the first time."""
@@ -92,11 +101,15 @@ class ProviderService:
         if key.secret_ref is not None:
             field = "secret_ref" if index is None else f"keys.{index}.secret_ref"
             try:
-                self.stores.resolve(key.secret_ref)
+                resolved = self.stores.resolve(key.secret_ref)
             except SecretUnavailable:
                 raise ValidationFailed.field(
                     field, "invalid", "the secret store cannot resolve this reference"
                 ) from None
+            if provider.scheme == "standard-webhooks" and not is_whsec(resolved):
+                raise ValidationFailed.field(
+                    field, "invalid", "a Standard Webhooks secret is whsec_ and base64"
+                )
         else:
             secret = (
                 generate_whsec()
