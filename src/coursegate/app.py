@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -35,8 +36,23 @@ API_ROUTERS: Sequence[APIRouter] = (
     providers_router,
     completions_router,
 )
+GC_YOUNG_THRESHOLD = 10_000
 # Routes that take batches get the larger body limit (SPEC §0).
 BATCH_ROUTES: Sequence[str] = ()
+
+
+def tune_garbage_collector() -> None:
+    """Move everything alive at start-up out of the collector's sight, and collect the
+    youngest generation less often.
+
+    Measured on the inbound benchmark: full collections that walk every module,
+    class and route object made up most of the p99 tail. Frozen objects are
+    never freed, which is right for what lives as long as the process anyway.
+    """
+    gc.collect()
+    gc.freeze()
+    _, second, third = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, second, third)
 
 
 def create_app(
@@ -62,6 +78,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if role is not None:
             await durable.launch(settings, app.state.database, role, app.state.clock)
+        tune_garbage_collector()
         log.info("started", role=str(role or "api"), version=__version__)
         try:
             yield
@@ -82,7 +99,9 @@ def create_app(
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
-    app.state.database = database or Database(settings.resolved_database_url)
+    app.state.database = database or Database(
+        settings.resolved_database_url, pool_size=settings.db_pool_size
+    )
     app.state.clock = clock or SystemClock()
     app.state.migration_head = migrate.head_revision()
     app.state.enqueuer = durable.Enqueuer(settings) if api else None

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy URL; a SQLite file under var_dir when unset",
     )
+    db_pool_size: int = Field(
+        default=20, ge=1, le=500, description="PostgreSQL connections per process"
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     secret_key: SecretStr | None = Field(default=None, description="the master key, a Fernet key")

@@ -11,7 +11,8 @@ Either way, every request leaves its row.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from coursegate.completions.repository import (
     identifier_digest,
 )
 from coursegate.completions.service import Accepted, CompletionService, Outcome
+from coursegate.completions.store import CompletionStore, SqlStore, postgres_transaction
 from coursegate.completions.verify import KeySecrets, Verified, claimed_key_id, verify_request
 from coursegate.db import Database
 from coursegate.kit.clock import Clock
@@ -135,9 +137,8 @@ class InboundGateway:
     ) -> InboundResponse:
         request = InboundAttempt(tenant_id, provider_id, received_at=self.clock.now())
         try:
-            async with self.database.transaction() as session:
-                repo = CompletionRepository(session)
-                outcome = await self._process(repo, session, request, method, path, headers, body)
+            async with self._transaction() as store:
+                outcome = await self._process(store, request, method, path, headers, body)
             return outcome_response(outcome)
         except DomainError as error:
             return await self._refused(request, error, body)
@@ -147,10 +148,15 @@ class InboundGateway:
             await self._audit_alone(request, "error", 500)
             raise
 
+    def _transaction(self) -> AbstractAsyncContextManager[CompletionStore]:
+        """The hot path's unit of work: the raw driver on PostgreSQL, a session on SQLite."""
+        if self.database.is_sqlite:
+            return _session_store(self.database)
+        return postgres_transaction(self.database.engine)
+
     async def _process(
         self,
-        repo: CompletionRepository,
-        session: Any,
+        store: CompletionStore,
         request: InboundAttempt,
         method: str,
         path: str,
@@ -160,7 +166,7 @@ class InboundGateway:
         request.key_id = claimed_key_id(headers)
         ctx = None
         if is_slug(request.tenant_id) and is_slug(request.provider_id):
-            ctx = await repo.provider_context(request.tenant_id, request.provider_id)
+            ctx = await store.provider_context(request.tenant_id, request.provider_id)
         if ctx is None:
             request.reason = "unknown_provider"
             raise Unauthorized()
@@ -188,7 +194,7 @@ class InboundGateway:
             status = str(response.body["status"])
             return audit_row(request, status, response.status, completion_id=outcome.completion_id)
 
-        return await CompletionService(session, self.clock).record(
+        return await CompletionService(store, self.clock).record(
             ctx, report, request.idempotency_key, audit
         )
 
@@ -240,3 +246,9 @@ class InboundGateway:
             repo = CompletionRepository(session)
             if request.ctx is not None or await repo.tenant_exists(request.tenant_id):
                 await repo.audit(audit_row(request, outcome, status))
+
+
+@asynccontextmanager
+async def _session_store(database: Database) -> AsyncIterator[CompletionStore]:
+    async with database.transaction() as session:
+        yield SqlStore(session)

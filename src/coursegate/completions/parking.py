@@ -23,6 +23,7 @@ from coursegate.completions.inbound import (
 from coursegate.completions.payload import parse_report
 from coursegate.completions.repository import CompletionRepository
 from coursegate.completions.service import CompletionService
+from coursegate.completions.store import store_for
 from coursegate.kit.clock import Clock
 from coursegate.kit.errors import DomainError
 from coursegate.models import ParkedRequest
@@ -68,7 +69,7 @@ class ParkingService:
                 async with self.session.begin_nested():
                     # Verified when it arrived; the body is checked again against today's program.
                     report = parse_report(parked.body, jurisdiction=ctx.jurisdiction, now=None)
-                    result = await CompletionService(self.session, self.clock).record(
+                    result = await CompletionService(store_for(self.session), self.clock).record(
                         ctx, report, parked.idempotency_key
                     )
                 response = outcome_response(result)

@@ -13,12 +13,10 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from coursegate.completions.errors import AlreadyCompleted, IdempotencyKeyReused, PersonNotFound
 from coursegate.completions.payload import CompletionReport
-from coursegate.completions.repository import CompletionRepository, PersonRef, ProviderContext
-from coursegate.completions.store import Effects, NewCompletion, store_for
+from coursegate.completions.repository import PersonRef, ProviderContext
+from coursegate.completions.store import CompletionStore, Effects, NewCompletion
 from coursegate.credits.ledger import crossing
 from coursegate.events.outbox import NewEvent
 from coursegate.kit.clock import Clock
@@ -50,9 +48,8 @@ AuditFor = Callable[[Outcome], dict[str, Any]]
 
 
 class CompletionService:
-    def __init__(self, session: AsyncSession, clock: Clock) -> None:
-        self.repo = CompletionRepository(session)
-        self.store = store_for(session)
+    def __init__(self, store: CompletionStore, clock: Clock) -> None:
+        self.store = store
         self.clock = clock
 
     async def record(
@@ -65,7 +62,7 @@ class CompletionService:
         now = self.clock.now()
         digest = report.digest()
         if idempotency_key is not None:
-            prior = await self.repo.idempotency(
+            prior = await self.store.idempotency(
                 ctx.tenant_id, ctx.provider_id, idempotency_key, now
             )
             if prior is not None:
@@ -90,7 +87,7 @@ class CompletionService:
         if claim.person is None:
             raise PersonNotFound("no person with this id in the program's namespace yet")
         if not claim.inserted or claim.hours_total is None:
-            existing = await self.repo.completion_for_course(
+            existing = await self.store.completion_for_course(
                 ctx.tenant_id, ctx.program_id, claim.person.id, ctx.provider_id, report.course_id
             )
             if existing.content_digest != digest:
@@ -124,7 +121,7 @@ class CompletionService:
 
     async def _audited(self, outcome: Outcome, audit: AuditFor | None) -> Outcome:
         if audit is not None:
-            await self.repo.audit(audit(outcome))
+            await self.store.audit(audit(outcome))
         return outcome
 
     async def _remember(
@@ -133,7 +130,7 @@ class CompletionService:
         if key is None:
             return
         now = self.clock.now()
-        kept = await self.repo.remember_idempotency(
+        kept = await self.store.remember_idempotency(
             {
                 "tenant_id": ctx.tenant_id,
                 "provider_id": ctx.provider_id,

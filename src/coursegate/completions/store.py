@@ -14,15 +14,22 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from coursegate.completions.repository import CompletionRepository, PersonRef
+from coursegate.completions.repository import (
+    CompletionRepository,
+    KeySecret,
+    PersonRef,
+    ProviderContext,
+    StoredCompletion,
+)
 from coursegate.credits.repository import CreditRepository
 from coursegate.events.outbox import NewEvent, record_events
 from coursegate.kit.ids import uuid7
@@ -62,6 +69,12 @@ class Effects:
 
 
 class CompletionStore(Protocol):
+    """Every read and write `CompletionService.record` needs, in one of two shapes."""
+
+    async def provider_context(
+        self, tenant_id: str, provider_id: str
+    ) -> ProviderContext | None: ...
+
     async def claim(
         self, completion: NewCompletion, namespace: str, person_value: str
     ) -> Claim: ...
@@ -69,6 +82,23 @@ class CompletionStore(Protocol):
     async def write(
         self, completion: NewCompletion, person: PersonRef, effects: Effects
     ) -> None: ...
+
+    async def completion_for_course(
+        self,
+        tenant_id: str,
+        program_id: str,
+        person_id: uuid.UUID,
+        provider_id: str,
+        course_id: str,
+    ) -> StoredCompletion: ...
+
+    async def idempotency(
+        self, tenant_id: str, provider_id: str, key: str, now: datetime
+    ) -> StoredCompletion | None: ...
+
+    async def remember_idempotency(self, values: dict[str, Any], now: datetime) -> bool: ...
+
+    async def audit(self, values: dict[str, Any]) -> None: ...
 
 
 class SqlStore:
@@ -78,6 +108,32 @@ class SqlStore:
         self.session = session
         self.repo = CompletionRepository(session)
         self.credits = CreditRepository(session)
+
+    async def provider_context(self, tenant_id: str, provider_id: str) -> ProviderContext | None:
+        return await self.repo.provider_context(tenant_id, provider_id)
+
+    async def completion_for_course(
+        self,
+        tenant_id: str,
+        program_id: str,
+        person_id: uuid.UUID,
+        provider_id: str,
+        course_id: str,
+    ) -> StoredCompletion:
+        return await self.repo.completion_for_course(
+            tenant_id, program_id, person_id, provider_id, course_id
+        )
+
+    async def idempotency(
+        self, tenant_id: str, provider_id: str, key: str, now: datetime
+    ) -> StoredCompletion | None:
+        return await self.repo.idempotency(tenant_id, provider_id, key, now)
+
+    async def remember_idempotency(self, values: dict[str, Any], now: datetime) -> bool:
+        return await self.repo.remember_idempotency(values, now)
+
+    async def audit(self, values: dict[str, Any]) -> None:
+        await self.repo.audit(values)
 
     async def claim(self, completion: NewCompletion, namespace: str, person_value: str) -> Claim:
         person = await self.repo.find_person(completion.tenant_id, namespace, person_value)
@@ -184,16 +240,136 @@ WHERE $18::boolean
 """
 
 
+_PG_CONTEXT = """
+SELECT p.scheme, g.id AS program_id, g.jurisdiction, g.hours_per_credit, g.identifier_namespace,
+       k.key_id, k.secret_ref, k.secret_encrypted
+FROM providers p
+JOIN programs g ON g.tenant_id = p.tenant_id AND g.id = p.program_id
+LEFT JOIN provider_keys k
+       ON k.tenant_id = p.tenant_id AND k.provider_id = p.id AND k.retired_at IS NULL
+WHERE p.tenant_id = $1::varchar AND p.id = $2::varchar
+"""
+
+_PG_FOR_COURSE = """
+SELECT id, content_digest FROM completions
+WHERE tenant_id = $1::varchar AND program_id = $2::varchar AND person_id = $3::uuid
+  AND provider_id = $4::varchar AND course_id = $5::varchar
+"""
+
+_PG_IDEMPOTENCY = """
+SELECT completion_id, content_digest FROM idempotency_keys
+WHERE tenant_id = $1::varchar AND provider_id = $2::varchar AND key = $3::varchar
+  AND expires_at > $4::timestamptz
+"""
+
+_PG_REMEMBER = """
+INSERT INTO idempotency_keys AS k (tenant_id, provider_id, key, content_digest, completion_id,
+                                   expires_at)
+VALUES ($1::varchar, $2::varchar, $3::varchar, $4::varchar, $5::uuid, $6::timestamptz)
+ON CONFLICT (tenant_id, provider_id, key) DO UPDATE
+SET content_digest = excluded.content_digest, completion_id = excluded.completion_id,
+    expires_at = excluded.expires_at
+WHERE k.expires_at <= $7::timestamptz
+RETURNING key
+"""
+
+_PG_AUDIT = """
+INSERT INTO inbound_audit (tenant_id, id, provider_id, key_id, outcome, status, reason,
+                           completion_id, parked_id, replay_of, received_at)
+VALUES ($1::varchar, $2::uuid, $3::varchar, $4::varchar, $5::varchar, $6::int, $7::varchar,
+        $8::uuid, $9::uuid, $10::uuid, $11::timestamptz)
+"""
+
+
 class PostgresStore:
-    """The hot shape: two statements on the raw asyncpg connection of the session's transaction."""
+    """The hot shape: prepared statements on the raw asyncpg connection, no ORM session.
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    `driver` gives the asyncpg connection whose transaction the work belongs to:
+    the gateway's own (see `postgres_transaction`), or a session's (parking replays).
+    """
 
-    async def _driver(self) -> Any:
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
-        return raw.driver_connection
+    def __init__(self, driver: Callable[[], Awaitable[Any]]) -> None:
+        self._driver = driver
+
+    @classmethod
+    def of_session(cls, session: AsyncSession) -> PostgresStore:
+        async def driver() -> Any:
+            connection = await session.connection()
+            return (await connection.get_raw_connection()).driver_connection
+
+        return cls(driver)
+
+    async def provider_context(self, tenant_id: str, provider_id: str) -> ProviderContext | None:
+        rows = await (await self._driver()).fetch(_PG_CONTEXT, tenant_id, provider_id)
+        if not rows:
+            return None
+        first = rows[0]
+        return ProviderContext(
+            tenant_id=tenant_id,
+            provider_id=provider_id,
+            scheme=first["scheme"],
+            program_id=first["program_id"],
+            jurisdiction=first["jurisdiction"],
+            hours_per_credit=from_hundredths(first["hours_per_credit"]),
+            namespace=first["identifier_namespace"],
+            keys=tuple(
+                KeySecret(r["key_id"], r["secret_ref"], r["secret_encrypted"])
+                for r in rows
+                if r["key_id"] is not None
+            ),
+        )
+
+    async def completion_for_course(
+        self,
+        tenant_id: str,
+        program_id: str,
+        person_id: uuid.UUID,
+        provider_id: str,
+        course_id: str,
+    ) -> StoredCompletion:
+        row = await (await self._driver()).fetchrow(
+            _PG_FOR_COURSE, tenant_id, program_id, person_id, provider_id, course_id
+        )
+        return StoredCompletion(id=row["id"], content_digest=row["content_digest"])
+
+    async def idempotency(
+        self, tenant_id: str, provider_id: str, key: str, now: datetime
+    ) -> StoredCompletion | None:
+        row = await (await self._driver()).fetchrow(
+            _PG_IDEMPOTENCY, tenant_id, provider_id, key, now
+        )
+        if row is None:
+            return None
+        return StoredCompletion(id=row["completion_id"], content_digest=row["content_digest"])
+
+    async def remember_idempotency(self, values: dict[str, Any], now: datetime) -> bool:
+        row = await (await self._driver()).fetchrow(
+            _PG_REMEMBER,
+            values["tenant_id"],
+            values["provider_id"],
+            values["key"],
+            values["content_digest"],
+            values["completion_id"],
+            values["expires_at"],
+            now,
+        )
+        return row is not None
+
+    async def audit(self, values: dict[str, Any]) -> None:
+        await (await self._driver()).execute(
+            _PG_AUDIT,
+            values["tenant_id"],
+            values["id"],
+            values["provider_id"],
+            values["key_id"],
+            values["outcome"],
+            values["status"],
+            values["reason"],
+            values["completion_id"],
+            values["parked_id"],
+            values["replay_of"],
+            values["received_at"],
+        )
 
     async def claim(self, completion: NewCompletion, namespace: str, person_value: str) -> Claim:
         driver = await self._driver()
@@ -253,6 +429,26 @@ class PostgresStore:
 
 
 def store_for(session: AsyncSession) -> CompletionStore:
+    """The store for work inside a session's transaction (replays, the SQLite hot path)."""
     if dialect_of(session) == "postgresql":
-        return PostgresStore(session)
+        return PostgresStore.of_session(session)
     return SqlStore(session)
+
+
+@asynccontextmanager
+async def postgres_transaction(engine: AsyncEngine) -> AsyncIterator[PostgresStore]:
+    """A pooled connection and a transaction on its driver, with no ORM session at all.
+
+    Committed when the block ends, rolled back on any exception. SQLAlchemy's
+    pool still owns the connection (and resets it when returned), so the hot
+    path shares the process's one pool.
+    """
+    async with engine.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        async with driver.transaction():
+
+            async def current() -> Any:
+                return driver
+
+            yield PostgresStore(current)
