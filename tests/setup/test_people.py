@@ -14,6 +14,7 @@ from sqlalchemy import text
 from coursegate.db import Database
 from coursegate.kit.ids import uuid7
 from tests.conftest import bearer
+from tests.setup.helpers import create_program
 
 T0_TEXT = "2026-06-10T12:00:00.000Z"
 
@@ -39,21 +40,6 @@ async def create_person(client: httpx.AsyncClient, key: str, **body: Any) -> dic
     assert response.status_code == 201, response.text
     person: dict[str, Any] = response.json()
     return person
-
-
-async def create_program(client: httpx.AsyncClient, key: str, program_id: str = "co") -> None:
-    response = await client.post(
-        "/v1/programs",
-        headers=bearer(key),
-        json={
-            "id": program_id,
-            "name": "Colorado earned time",
-            "jurisdiction": "US_CO",
-            "hours_per_credit": "6",
-            "identifier_namespace": "us_co_doc_id",
-        },
-    )
-    assert response.status_code == 201, response.text
 
 
 # --- create -------------------------------------------------------------------------

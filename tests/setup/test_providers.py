@@ -18,6 +18,7 @@ from coursegate.db import Database
 from coursegate.kit.clock import FrozenClock
 from coursegate.kit.signing import hmac_authorization_header, standard_webhook_headers
 from tests.conftest import bearer
+from tests.setup.helpers import create_program
 
 T0_TEXT = "2026-06-10T12:00:00.000Z"
 ENV_NAME = "COURSEGATE_TEST_SETUP_EDOVO_SECRET"
@@ -28,21 +29,6 @@ def details_of(response: httpx.Response) -> list[tuple[str, str]]:
     body = response.json()
     assert body["error"] == "VALIDATION_ERROR"
     return [(d["field"], d["constraint"]) for d in body["details"]]
-
-
-async def create_program(client: httpx.AsyncClient, key: str, program_id: str = "co") -> None:
-    response = await client.post(
-        "/v1/programs",
-        headers=bearer(key),
-        json={
-            "id": program_id,
-            "name": "Colorado earned time",
-            "jurisdiction": "US_CO",
-            "hours_per_credit": "6",
-            "identifier_namespace": "us_co_doc_id",
-        },
-    )
-    assert response.status_code == 201, response.text
 
 
 def provider_body(**overrides: Any) -> dict[str, Any]:
