@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from coursegate.config import Settings
 from coursegate.db import Database
 from coursegate.kit.clock import Clock
 from coursegate.kit.errors import Unauthorized
@@ -25,11 +24,6 @@ def clock(request: Request) -> Clock:
     return value
 
 
-def settings(request: Request) -> Settings:
-    value: Settings = request.app.state.settings
-    return value
-
-
 async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request, committed before the response is sent.
 
@@ -43,7 +37,6 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
 
 Session = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
 ClockDep = Annotated[Clock, Depends(clock)]
-SettingsDep = Annotated[Settings, Depends(settings)]
 
 
 async def principal(request: Request, session: Session, now: ClockDep) -> Principal:

@@ -206,8 +206,7 @@ class InboundGateway:
             request.reason = refusal_reason(error)
         async with self.database.transaction() as session:
             repo = CompletionRepository(session)
-            if request.ctx is None and not await repo.tenant_exists(request.tenant_id):
-                # Nothing may tell a caller which tenants exist, and there is no tenant to audit under.
+            if not await _auditable(repo, request):
                 log.warning("inbound_unknown_tenant", reason=request.reason)
                 return response
             parked_id = None
@@ -244,7 +243,7 @@ class InboundGateway:
     async def _audit_alone(self, request: InboundAttempt, outcome: str, status: int) -> None:
         async with self.database.transaction() as session:
             repo = CompletionRepository(session)
-            if request.ctx is not None or await repo.tenant_exists(request.tenant_id):
+            if await _auditable(repo, request):
                 await repo.audit(audit_row(request, outcome, status))
 
 
@@ -252,3 +251,9 @@ class InboundGateway:
 async def _session_store(database: Database) -> AsyncIterator[CompletionStore]:
     async with database.transaction() as session:
         yield SqlStore(session)
+
+
+async def _auditable(repo: CompletionRepository, request: InboundAttempt) -> bool:
+    """An unknown tenant has nothing to audit under (and nothing may tell a caller
+    which tenants exist): such requests go to the log only."""
+    return request.ctx is not None or await repo.tenant_exists(request.tenant_id)

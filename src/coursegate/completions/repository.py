@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -108,39 +109,27 @@ _PERSON = (
     .order_by(PersonIdentifier.namespace, PersonIdentifier.value)
 )
 
-_statements: dict[tuple[str, str], Any] = {}
 
-
+@functools.cache  # built once per dialect
 def _insert_completion(dialect: str) -> Any:
-    key = ("completion", dialect)
-    if key not in _statements:
-        _statements[key] = (
-            dialect_insert(dialect, _COMPLETIONS)
-            .on_conflict_do_nothing()
-            .returning(_COMPLETIONS.c.id)
-        )
-    return _statements[key]
+    return (
+        dialect_insert(dialect, _COMPLETIONS).on_conflict_do_nothing().returning(_COMPLETIONS.c.id)
+    )
 
 
+@functools.cache
 def _insert_idempotency(dialect: str) -> Any:
-    key = ("idempotency", dialect)
-    if key not in _statements:
-        stmt = dialect_insert(dialect, _IDEMPOTENCY)
-        # An expired key may be taken again: the row is replaced only then.
-        _statements[key] = stmt.on_conflict_do_update(
-            index_elements=[
-                _IDEMPOTENCY.c.tenant_id,
-                _IDEMPOTENCY.c.provider_id,
-                _IDEMPOTENCY.c.key,
-            ],
-            set_={
-                "content_digest": stmt.excluded.content_digest,
-                "completion_id": stmt.excluded.completion_id,
-                "expires_at": stmt.excluded.expires_at,
-            },
-            where=_IDEMPOTENCY.c.expires_at <= bindparam("now", type_=UtcDateTime()),
-        ).returning(_IDEMPOTENCY.c.key)
-    return _statements[key]
+    stmt = dialect_insert(dialect, _IDEMPOTENCY)
+    # An expired key may be taken again: the row is replaced only then.
+    return stmt.on_conflict_do_update(
+        index_elements=[_IDEMPOTENCY.c.tenant_id, _IDEMPOTENCY.c.provider_id, _IDEMPOTENCY.c.key],
+        set_={
+            "content_digest": stmt.excluded.content_digest,
+            "completion_id": stmt.excluded.completion_id,
+            "expires_at": stmt.excluded.expires_at,
+        },
+        where=_IDEMPOTENCY.c.expires_at <= bindparam("now", type_=UtcDateTime()),
+    ).returning(_IDEMPOTENCY.c.key)
 
 
 def identifier_digest(value: str) -> str:

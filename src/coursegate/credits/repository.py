@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import BigInteger, bindparam, insert, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,29 +19,26 @@ from coursegate.models.base import table_of, to_hundredths
 
 _TOTALS = table_of(CreditTotal)
 _CREDITS_INSERT = insert(table_of(Credit))
-_upserts: dict[str, object] = {}
 
 
-def _add_hours_statement(dialect: str) -> object:
+@functools.cache  # built once per dialect
+def _add_hours_statement(dialect: str) -> Any:
     """`INSERT … ON CONFLICT DO UPDATE … RETURNING`: one statement that takes the
     per-person row lock (PostgreSQL) and adds the hours, so concurrent
     completions of one person serialise here and each sees the other's total."""
-    if dialect not in _upserts:
-        stmt = dialect_insert(dialect, _TOTALS)
-        # Integer hundredths on both sides, so `//` is exact integer division.
-        total = type_coerce(_TOTALS.c.hours_total, BigInteger) + type_coerce(
-            stmt.excluded.hours_total, BigInteger
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[_TOTALS.c.tenant_id, _TOTALS.c.program_id, _TOTALS.c.person_id],
-            set_={
-                "hours_total": total,
-                "credits_total": total // bindparam("per_credit", type_=BigInteger),
-                "updated_at": stmt.excluded.updated_at,
-            },
-        ).returning(_TOTALS.c.hours_total)
-        _upserts[dialect] = stmt
-    return _upserts[dialect]
+    stmt = dialect_insert(dialect, _TOTALS)
+    # Integer hundredths on both sides, so `//` is exact integer division.
+    total = type_coerce(_TOTALS.c.hours_total, BigInteger) + type_coerce(
+        stmt.excluded.hours_total, BigInteger
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[_TOTALS.c.tenant_id, _TOTALS.c.program_id, _TOTALS.c.person_id],
+        set_={
+            "hours_total": total,
+            "credits_total": total // bindparam("per_credit", type_=BigInteger),
+            "updated_at": stmt.excluded.updated_at,
+        },
+    ).returning(_TOTALS.c.hours_total)
 
 
 class CreditRepository:
@@ -58,7 +57,7 @@ class CreditRepository:
         """Add to the pool; returns the new total. `credits_total` is kept equal to
         `floor(hours_total / hours_per_credit)` by the same statement."""
         result = await self.session.execute(
-            _add_hours_statement(dialect_of(self.session)),  # type: ignore[call-overload]
+            _add_hours_statement(dialect_of(self.session)),
             {
                 "tenant_id": tenant_id,
                 "program_id": program_id,
