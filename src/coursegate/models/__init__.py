@@ -18,6 +18,7 @@ from coursegate.models.inbound import (
 )
 from coursegate.models.programs import Person, PersonIdentifier, Program
 from coursegate.models.tenancy import ApiKey, Tenant
+from coursegate.models.webhooks import Delivery, DeliveryAttempt, OutboundEmail, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -25,9 +26,12 @@ __all__ = [
     "Completion",
     "Credit",
     "CreditTotal",
+    "Delivery",
+    "DeliveryAttempt",
     "Event",
     "IdempotencyKey",
     "InboundAudit",
+    "OutboundEmail",
     "ParkedRequest",
     "Person",
     "PersonIdentifier",
@@ -35,4 +39,5 @@ __all__ = [
     "Provider",
     "ProviderKey",
     "Tenant",
+    "WebhookEndpoint",
 ]

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Index, Integer, LargeBinary, String, Text
+from sqlalchemy import Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from coursegate.models.base import Base, JsonDocument, tenant_column, tenant_fk, tenant_owned
@@ -127,17 +127,27 @@ class Credit(Base):
     awarded_at: Mapped[datetime]
 
 
+UNROUTED = text("routed_at IS NULL")
+
+
 class Event(Base):
     """The outbox: a fact recorded once, in the transaction that made it true."""
 
     __tablename__ = "events"
-    __table_args__ = (tenant_owned(),)
+    __table_args__ = (
+        tenant_owned(),
+        # Only events not yet fanned out into deliveries: small whatever the history.
+        Index("ix_events_unrouted", "id", postgresql_where=UNROUTED, sqlite_where=UNROUTED),
+        Index("ix_events_occurred", "tenant_id", "occurred_at"),
+    )
 
     tenant_id: Mapped[str] = tenant_column()
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     type: Mapped[str] = mapped_column(String(64))
     occurred_at: Mapped[datetime]
     data: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    routed_at: Mapped[datetime | None]
+    """When the event became deliveries for the endpoints subscribed to it."""
 
 
 class InboundAudit(Base):

@@ -1,0 +1,74 @@
+"""Background loops over due work held in tables (deliveries, emails, routing).
+
+The work itself is durable: rows committed with the change that caused them.
+A loop only drains them, so a process may die at any point and another (or
+the same one, restarted) picks up where it left off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+Step = Callable[[], Awaitable[int]]
+"""Does one batch of work and says how many items it handled."""
+
+
+class PollingLoop:
+    """Runs a step again at once while it finds work, and waits `idle_seconds` when it does not.
+
+    A failing step (database restarting, say) is logged and retried after
+    `error_backoff_seconds`; the loop never dies of it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        step: Step,
+        *,
+        idle_seconds: float,
+        error_backoff_seconds: float = 2.0,
+    ) -> None:
+        self.name = name
+        self._step = step
+        self._idle = idle_seconds
+        self._error_backoff = error_backoff_seconds
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self.name)
+
+    def wake(self) -> None:
+        """Skip the current idle wait (new work was just committed in this process)."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                handled = await self._step()
+            except Exception:
+                log.exception("background step failed", loop=self.name)
+                await self._pause(self._error_backoff)
+                continue
+            if handled == 0:
+                await self._pause(self._idle)
+
+    async def _pause(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
