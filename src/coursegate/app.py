@@ -25,6 +25,8 @@ from coursegate.people.api import router as people_router
 from coursegate.programs.api import router as programs_router
 from coursegate.providers.api import router as providers_router
 from coursegate.tenancy.api import router as tenancy_router
+from coursegate.webhooks.api import router as webhooks_router
+from coursegate.workers import BackgroundWork
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +37,7 @@ API_ROUTERS: Sequence[APIRouter] = (
     credits_router,
     providers_router,
     completions_router,
+    webhooks_router,
 )
 GC_YOUNG_THRESHOLD = 10_000
 # Routes that take batches get the larger body limit (SPEC §0).
@@ -76,13 +79,21 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        background: BackgroundWork | None = None
         if role is not None:
             await durable.launch(settings, app.state.database, role, app.state.clock)
+        if role in (durable.Role.SERVE, durable.Role.WORKER):
+            background = BackgroundWork(
+                settings, app.state.database, app.state.clock, app.state.secret_box
+            )
+            background.start()
         tune_garbage_collector()
         log.info("started", role=str(role or "api"), version=__version__)
         try:
             yield
         finally:
+            if background is not None:
+                await background.stop()
             if role is not None:
                 durable.shutdown()
             enqueuer: durable.Enqueuer | None = app.state.enqueuer

@@ -55,6 +55,34 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="how soon a new or changed schedule is picked up"
     )
 
+    # Outbound webhooks (SPEC §5).
+    webhook_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=120, description="one delivery attempt, connect to last byte"
+    )
+    dispatch_concurrency: int = Field(
+        default=64, ge=1, le=1024, description="webhook requests in flight per worker process"
+    )
+    dispatch_batch: int = Field(
+        default=256, ge=1, le=5000, description="due deliveries claimed per round trip"
+    )
+    dispatch_poll_seconds: float = Field(
+        default=0.5, gt=0, description="how long an idle dispatcher waits before looking again"
+    )
+    email_from: str = Field(
+        default="coursegate@localhost", description="sender of operational email"
+    )
+
+    # Learning-time enrichment of completion.recorded (SPEC §5, seed 004).
+    learning_time_source: Literal["records", "sql"] = "records"
+    learning_time_sql_url: SecretStr | None = Field(
+        default=None, description="SQLAlchemy URL of the warehouse (source `sql`)"
+    )
+    learning_time_sql_query: str | None = Field(
+        default=None, description="parameterised query returning seconds (source `sql`)"
+    )
+    learning_time_cache_seconds: float = Field(default=300.0, ge=0)
+    learning_time_timeout_seconds: float = Field(default=2.0, gt=0)
+
     @field_validator("database_url")
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:

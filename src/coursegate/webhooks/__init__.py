@@ -1,0 +1,1 @@
+"""Outbound webhooks: endpoints, fan-out, dispatch, enrichment."""

@@ -1,0 +1,398 @@
+"""Sending due deliveries: claim in batches, POST concurrently, record every attempt.
+
+The dispatcher keeps `concurrency` requests in flight continuously: it claims
+more as soon as there is room, and writes finished attempts in batches on its
+own beat. A slow receiver therefore holds one slot for up to the timeout, not
+a whole batch. Every claimed delivery carries a lease (its `next_attempt_at`
+pushed out past the timeout), so if this process dies mid-send the delivery
+falls due again and another worker sends it: at least once, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+import structlog
+
+from coursegate import __version__
+from coursegate.db import Database
+from coursegate.kit.clock import Clock
+from coursegate.kit.ids import uuid7
+from coursegate.kit.netguard import ERROR_CLASS as FORBIDDEN_TARGET
+from coursegate.kit.netguard import GuardedResolver, check_literal_target, forbidden_cause
+from coursegate.kit.secrets import SecretBox
+from coursegate.kit.signing import standard_webhook_headers
+from coursegate.kit.timefmt import format_instant
+from coursegate.webhooks import metrics
+from coursegate.webhooks.consequences import apply_consequences
+from coursegate.webhooks.enrichment import Enricher
+from coursegate.webhooks.queue import (
+    CANCELED,
+    DELIVERED,
+    FAILED,
+    PENDING,
+    DeliveryQueue,
+    Job,
+    Outcome,
+)
+from coursegate.webhooks.retry import parse_retry_after, retry_delay
+
+log = structlog.get_logger(__name__)
+
+RESPONSE_KEEP_BYTES = 2048
+LEASE_MARGIN = timedelta(seconds=5)
+FLUSH_SECONDS = 0.05
+USER_AGENT = f"coursegate-webhooks/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchConfig:
+    timeout_seconds: float = 15.0
+    concurrency: int = 64
+    batch: int = 256
+    allow_private: bool = False
+    idle_seconds: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status_code: int | None
+    body: str | None
+    error_class: str | None
+    retry_after: str | None
+    latency_ms: int
+
+
+def render_body(job: Job, extra: dict[str, Any]) -> bytes:
+    """`{"type", "timestamp", "data"}`: the same bytes for every attempt of a message."""
+    data = {**job.data, **extra} if extra else job.data
+    return json.dumps(
+        {"type": job.event_type, "timestamp": format_instant(job.occurred_at), "data": data},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+
+
+def classify(exc: BaseException) -> str:
+    """A short public name for why an attempt never got an HTTP answer."""
+    if forbidden_cause(exc) is not None:
+        return FORBIDDEN_TARGET
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "dns_error"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "tls_error"
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ServerDisconnectedError):
+        return "connection_error"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "invalid_url"
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+        return "invalid_response"
+    return "client_error"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        box: SecretBox,
+        config: DispatchConfig,
+        *,
+        enricher: Enricher | None = None,
+        rng: random.Random | None = None,
+        resolver: aiohttp.abc.AbstractResolver | None = None,
+    ) -> None:
+        self.database = database
+        self.clock = clock
+        self.box = box
+        self.config = config
+        self.enricher = enricher
+        self.rng = rng or random.Random()
+        self._resolver = resolver
+        self._http: aiohttp.ClientSession | None = None
+        self._secrets: dict[str, str] = {}
+        self._results: list[Outcome] = []
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # Lifecycle ---------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._http is not None:
+            return
+        connector = aiohttp.TCPConnector(
+            limit=self.config.concurrency,
+            limit_per_host=0,
+            ttl_dns_cache=30,
+            resolver=GuardedResolver(allow_private=self.config.allow_private, inner=self._resolver),
+        )
+        self._http = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self.config.timeout_seconds),
+            headers={"User-Agent": USER_AGENT},
+            auto_decompress=False,
+        )
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="webhook-dispatcher")
+
+    def wake(self) -> None:
+        """New deliveries were just committed by this process: look now, not at the next poll."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop claiming, let what is in flight finish, write it down."""
+        self._stop.set()
+        self._wake.set()
+        self._room.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    # One pass, for tests and tools ------------------------------------------
+
+    async def deliver_due(self) -> int:
+        """Attempt everything due now, batch after batch, and record it; how many attempts."""
+        total = 0
+        semaphore = asyncio.Semaphore(self.config.concurrency)
+
+        async def bounded(job: Job) -> Outcome:
+            async with semaphore:
+                return await self.attempt(job)
+
+        while True:
+            jobs = await self._claim(self.config.batch)
+            if not jobs:
+                return total
+            outcomes = await asyncio.gather(*(bounded(j) for j in jobs))
+            await self._write(list(outcomes))
+            total += len(jobs)
+
+    # The continuous pipeline -------------------------------------------------
+
+    async def _run(self) -> None:
+        await self.open()
+        recorder = asyncio.create_task(self._record_loop(), name="webhook-recorder")
+        try:
+            while not self._stop.is_set():
+                room = self.config.concurrency - len(self._inflight)
+                if room < max(1, self.config.concurrency // 4):
+                    self._room.clear()
+                    await self._room.wait()
+                    continue
+                try:
+                    jobs = await self._claim(min(room, self.config.batch))
+                except Exception:
+                    log.exception("claiming due deliveries failed")
+                    await self._pause(2.0)
+                    continue
+                if not jobs:
+                    await self._pause(self.config.idle_seconds)
+                    continue
+                for job in jobs:
+                    task = asyncio.create_task(self._attempt_into_results(job))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._finished)
+        finally:
+            if self._inflight:
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+            self._drained.set()
+            await recorder
+            await self.close()
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._room.set()
+
+    async def _attempt_into_results(self, job: Job) -> None:
+        self._results.append(await self.attempt(job))
+
+    async def _record_loop(self) -> None:
+        """Write finished attempts on a beat, and a last time once the pipeline is drained."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), timeout=FLUSH_SECONDS)
+            try:
+                await self._flush()
+            except Exception:
+                # Kept in memory and written on the next beat; if the process
+                # dies first, the leases run out and the deliveries go again.
+                log.exception("recording delivery attempts failed")
+                if self._drained.is_set():
+                    return
+                continue
+            if self._drained.is_set():
+                return
+
+    async def _flush(self) -> None:
+        if not self._results:
+            return
+        batch, self._results = self._results, []
+        try:
+            await self._write(batch)
+        except Exception:
+            self._results[:0] = batch
+            raise
+
+    async def _pause(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    # Claim, attempt, write ---------------------------------------------------
+
+    async def _claim(self, limit: int) -> list[Job]:
+        now = self.clock.now()
+        # Long enough to send (one timeout) and to write the result down (a
+        # second timeout's worth, for a database that is slow for a moment).
+        lease = now + 2 * timedelta(seconds=self.config.timeout_seconds) + LEASE_MARGIN
+        async with self.database.transaction() as session:
+            return await DeliveryQueue(session).claim_due(now, lease, limit)
+
+    async def _write(self, outcomes: list[Outcome]) -> None:
+        async with self.database.transaction() as session:
+            queue = DeliveryQueue(session)
+            await queue.record(outcomes)
+            await apply_consequences(session, queue, outcomes, self.clock.now())
+        for outcome in outcomes:
+            metrics.DELIVERY_OUTCOMES.labels(outcome_label(outcome)).inc()
+
+    async def attempt(self, job: Job) -> Outcome:
+        """One POST of one message; never raises: whatever happens becomes the attempt's record."""
+        if not job.enabled:
+            return Outcome(job, CANCELED, job.lease, None, job.enrichment)
+        extra = job.enrichment
+        if extra is None:
+            extra = await self._enrich(job)
+        body = render_body(job, extra)
+        now = self.clock.now()
+        headers = standard_webhook_headers(
+            str(job.event_id), self._signing_secrets(job, now), body, now
+        )
+        headers["Content-Type"] = "application/json"
+        response = await self._post(job.url, body, headers)
+        metrics.ATTEMPT_SECONDS.observe(response.latency_ms / 1000)
+        return self._outcome(job, now, response, extra)
+
+    async def _enrich(self, job: Job) -> dict[str, Any]:
+        if self.enricher is None:
+            return {}
+        return await self.enricher.extra_fields(
+            job.tenant_id, str(job.endpoint_id), job.enrichments, job.event_type, job.data
+        )
+
+    def _signing_secrets(self, job: Job, now: datetime) -> list[str]:
+        secrets = [self._decrypt(job.secret_encrypted)]
+        if (
+            job.previous_secret_encrypted is not None
+            and job.previous_secret_expires_at is not None
+            and job.previous_secret_expires_at > now
+        ):
+            secrets.append(self._decrypt(job.previous_secret_encrypted))
+        return secrets
+
+    def _decrypt(self, token: str) -> str:
+        secret = self._secrets.get(token)
+        if secret is None:
+            if len(self._secrets) > 10_000:
+                self._secrets.clear()
+            secret = self._secrets[token] = self.box.decrypt(token)
+        return secret
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
+        if self._http is None:
+            await self.open()
+        assert self._http is not None
+        started = time.perf_counter()
+        try:
+            check_literal_target(url, allow_private=self.config.allow_private)
+            async with self._http.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                kept = await _read_upto(response, RESPONSE_KEEP_BYTES)
+                return Response(
+                    status_code=response.status,
+                    body=kept.decode("utf-8", errors="replace"),
+                    error_class=None if 200 <= response.status < 300 else "http_status",
+                    retry_after=response.headers.get("Retry-After"),
+                    latency_ms=_elapsed_ms(started),
+                )
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            return Response(None, None, classify(exc), None, _elapsed_ms(started))
+
+    def _outcome(
+        self, job: Job, now: datetime, response: Response, extra: dict[str, Any]
+    ) -> Outcome:
+        attempt = {
+            "tenant_id": job.tenant_id,
+            "id": uuid7(),
+            "endpoint_id": job.endpoint_id,
+            "delivery_id": job.id,
+            "event_id": job.event_id,
+            "attempt": job.attempts + 1,
+            "attempted_at": now,
+            "outcome": "succeeded" if response.error_class is None else "failed",
+            "status_code": response.status_code,
+            "latency_ms": response.latency_ms,
+            "response_body": response.body,
+            "error_class": response.error_class,
+        }
+        if response.error_class is None:
+            return Outcome(job, DELIVERED, now, attempt, extra)
+        if response.status_code == 410:
+            return Outcome(job, FAILED, now, attempt, extra, gone=True)
+        delay = retry_delay(
+            job.attempts + 1, self.rng, parse_retry_after(response.retry_after, now)
+        )
+        if delay is None:
+            return Outcome(job, FAILED, now, attempt, extra)
+        return Outcome(job, PENDING, now + delay, attempt, extra)
+
+
+def outcome_label(outcome: Outcome) -> str:
+    if outcome.gone:
+        return "gone"
+    if outcome.status == PENDING:
+        return "retrying"
+    return outcome.status
+
+
+def endpoint_keys(outcomes: Iterable[Outcome]) -> set[tuple[str, uuid.UUID]]:
+    return {(o.job.tenant_id, o.job.endpoint_id) for o in outcomes}
+
+
+async def _read_upto(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await response.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _elapsed_ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
