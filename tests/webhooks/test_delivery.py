@@ -3,6 +3,7 @@ replay and rotation, against a real receiver on loopback (both databases)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from datetime import timedelta
@@ -10,8 +11,10 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from coursegate.events.outbox import NewEvent, record_events
-from coursegate.models import Event, OutboundEmail, Tenant
+from coursegate.models import DeliveryAttempt, Event, OutboundEmail, Tenant
+from coursegate.webhooks.dispatcher import DispatchConfig
 from coursegate.webhooks.retry import SCHEDULE, retry_delay
+from coursegate.webhooks.routing import Router
 from tests.conftest import create_tenant
 from tests.webhooks.conftest import Hooks
 from tests.webhooks.receiver import Reply
@@ -377,3 +380,30 @@ async def test_a_timeout_and_a_refused_connection_are_recorded_as_such(hooks: Ho
         classes[endpoint_id] = {a["error_class"] for a in response.json()["data"]}
     assert classes[slow_id] == {"timeout"}
     assert classes[refused_id] == {"connection_error"}
+
+
+async def test_the_running_dispatcher_sends_each_message_once_and_writes_each_result(
+    hooks: Hooks,
+) -> None:
+    """The pipeline of a worker process: claims while earlier attempts are in flight and
+    writes results on a beat; no attempt's result may be lost between the two."""
+    await hooks.create_endpoint()
+    emitted = {await hooks.emit(data={"n": i}) for i in range(300)}
+    router = Router(hooks.database, hooks.clock)
+    while await router.route_pending():
+        pass
+    hooks.config = DispatchConfig(timeout_seconds=2.0, concurrency=16, batch=40, allow_private=True)
+    dispatcher = hooks.dispatcher()
+    dispatcher.start()
+    try:
+        for _ in range(400):
+            if {d.status for d in await hooks.deliveries()} == {"delivered"}:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await dispatcher.stop()
+    ids = [r.msg_id for r in hooks.receiver.received]
+    assert sorted(ids) == sorted(emitted), "each message exactly once"
+    async with hooks.database.transaction() as session:
+        attempts = (await session.scalars(select(DeliveryAttempt.delivery_id))).all()
+    assert len(attempts) == len(set(attempts)) == 300

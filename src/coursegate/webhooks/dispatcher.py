@@ -128,7 +128,6 @@ class Dispatcher:
         self._room = asyncio.Event()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
-        self._drained = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     # Lifecycle ---------------------------------------------------------------
@@ -192,14 +191,18 @@ class Dispatcher:
     # The continuous pipeline -------------------------------------------------
 
     async def _run(self) -> None:
+        """One loop writes what finished, then claims what there is room for.
+
+        Writing and claiming take turns rather than running side by side, so a
+        beat costs at most two short transactions, whatever the concurrency.
+        """
         await self.open()
-        recorder = asyncio.create_task(self._record_loop(), name="webhook-recorder")
         try:
             while not self._stop.is_set():
+                await self._flush_logged()
                 room = self.config.concurrency - len(self._inflight)
                 if room < max(1, self.config.concurrency // 4):
-                    self._room.clear()
-                    await self._room.wait()
+                    await self._wait_room()
                     continue
                 try:
                     jobs = await self._claim(min(room, self.config.batch))
@@ -208,7 +211,10 @@ class Dispatcher:
                     await self._pause(2.0)
                     continue
                 if not jobs:
-                    await self._pause(self.config.idle_seconds)
+                    if self._inflight:
+                        await self._wait_room()
+                    else:
+                        await self._pause(self.config.idle_seconds)
                     continue
                 for job in jobs:
                     task = asyncio.create_task(self._attempt_into_results(job))
@@ -217,8 +223,7 @@ class Dispatcher:
         finally:
             if self._inflight:
                 await asyncio.gather(*self._inflight, return_exceptions=True)
-            self._drained.set()
-            await recorder
+            await self._flush_logged()
             await self.close()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
@@ -226,24 +231,23 @@ class Dispatcher:
         self._room.set()
 
     async def _attempt_into_results(self, job: Job) -> None:
-        self._results.append(await self.attempt(job))
+        outcome = await self.attempt(job)
+        # Look the list up only now: a flush during the attempt replaced it.
+        self._results.append(outcome)
 
-    async def _record_loop(self) -> None:
-        """Write finished attempts on a beat, and a last time once the pipeline is drained."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), timeout=FLUSH_SECONDS)
-            try:
-                await self._flush()
-            except Exception:
-                # Kept in memory and written on the next beat; if the process
-                # dies first, the leases run out and the deliveries go again.
-                log.exception("recording delivery attempts failed")
-                if self._drained.is_set():
-                    return
-                continue
-            if self._drained.is_set():
-                return
+    async def _wait_room(self) -> None:
+        """Until a slot frees up, or a beat passes (finished attempts are written each beat)."""
+        self._room.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._room.wait(), timeout=FLUSH_SECONDS)
+
+    async def _flush_logged(self) -> None:
+        try:
+            await self._flush()
+        except Exception:
+            # Kept in memory and written on the next beat; if the process dies
+            # first, the leases run out and the deliveries go again.
+            log.exception("recording delivery attempts failed")
 
     async def _flush(self) -> None:
         if not self._results:
