@@ -321,10 +321,19 @@ class Enricher:
         event_type: str,
         data: Mapping[str, Any],
     ) -> dict[str, Any]:
-        if event_type != COMPLETION_RECORDED:
+        if not self.wants(tenant_id, endpoint_id, enrichments, event_type):
             return {}
+        return await self.fields(tenant_id, endpoint_id, data)
+
+    def wants(
+        self, tenant_id: str, endpoint_id: str, enrichments: Mapping[str, Any], event_type: str
+    ) -> bool:
+        """Whether this message gets looked up at all; cheap, so callers ask before
+        decoding a payload."""
+        if event_type != COMPLETION_RECORDED:
+            return False
         try:
-            on = self._flags.enabled(LEARNING_TIME, endpoint_id, enrichments)
+            return self._flags.enabled(LEARNING_TIME, endpoint_id, enrichments)
         except Exception as exc:
             log.warning(
                 "enrichment_flag_failed",
@@ -333,9 +342,12 @@ class Enricher:
                 endpoint_id=endpoint_id,
                 error_class=type(exc).__name__,
             )
-            return {}
-        if not on:
-            return {}
+            return False
+
+    async def fields(
+        self, tenant_id: str, endpoint_id: str, data: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The looked-up fields of a message that `wants` them; never raises."""
         try:
             async with asyncio.timeout(self._timeout):
                 lookup = await self._lookup(tenant_id, data)

@@ -168,6 +168,11 @@ class EnrichmentFlags:
 
     def enabled(self, flag: str, endpoint_id: str, enrichments: Mapping[str, Any]) -> bool:
         """Off unless the endpoint's configuration turns `flag` on and its bucket is in the rollout."""
+        switch = (enrichments or {}).get(flag)
+        if not isinstance(switch, Mapping) or switch.get("enabled") is not True:
+            # Off by configuration: every delivery asks, so skip the evaluation
+            # (the provider would answer the same).
+            return False
         context = EvaluationContext(
             targeting_key=endpoint_id,
             attributes={ENRICHMENTS_ATTRIBUTE: dict(enrichments or {})},

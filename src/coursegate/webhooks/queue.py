@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Text, and_, bindparam, cast, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.kit.ids import uuid7
@@ -64,7 +64,8 @@ class Job:
     lease: datetime
     event_type: str
     occurred_at: datetime
-    data: dict[str, Any]
+    data_json: str
+    """The event's data as the database holds it: sent as is unless enriched."""
     url: str
     secret_encrypted: str
     previous_secret_encrypted: str | None
@@ -90,7 +91,7 @@ class Outcome:
 _JOB_COLUMNS = (
     EVENTS.c.type.label("event_type"),
     EVENTS.c.occurred_at,
-    EVENTS.c.data,
+    cast(EVENTS.c.data, Text).label("data_json"),
     ENDPOINTS.c.url,
     ENDPOINTS.c.secret_encrypted,
     ENDPOINTS.c.previous_secret_encrypted,
@@ -273,7 +274,7 @@ class DeliveryQueue:
                 lease=lease,
                 event_type=r.event_type,
                 occurred_at=r.occurred_at,
-                data=r.data,
+                data_json=r.data_json,
                 url=r.url,
                 secret_encrypted=r.secret_encrypted,
                 previous_secret_encrypted=r.previous_secret_encrypted,
