@@ -134,6 +134,7 @@ class Dispatcher:
         self._results: list[Outcome] = []
         self._jobs: asyncio.Queue[Job | None] = asyncio.Queue()
         self._busy = 0
+        self._flushed_at = time.monotonic()
         self._room = asyncio.Event()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -210,7 +211,8 @@ class Dispatcher:
         senders = [asyncio.create_task(self._sender()) for _ in range(self.config.concurrency)]
         try:
             while not self._stop.is_set():
-                await self._flush_logged()
+                if self._flush_due():
+                    await self._flush_logged()
                 # Twice the concurrency in hand: the senders keep busy while
                 # this loop is away writing and claiming.
                 room = 2 * self.config.concurrency - self._in_hand()
@@ -238,6 +240,15 @@ class Dispatcher:
             await asyncio.gather(*senders, return_exceptions=True)
             await self._flush_logged()
             await self.close()
+
+    def _flush_due(self) -> bool:
+        """A beat has passed, or enough has finished to be worth a transaction."""
+        if not self._results:
+            return False
+        return (
+            len(self._results) >= max(1, self.config.batch // 4)
+            or time.monotonic() - self._flushed_at >= FLUSH_SECONDS
+        )
 
     def _in_hand(self) -> int:
         """Claimed and not yet finished: waiting for a sender, or being sent."""
@@ -281,6 +292,7 @@ class Dispatcher:
         if not self._results:
             return
         batch, self._results = self._results, []
+        self._flushed_at = time.monotonic()
         try:
             await self._write(batch)
         except Exception:
