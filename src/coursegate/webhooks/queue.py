@@ -100,6 +100,35 @@ _JOB_COLUMNS = (
     ENDPOINTS.c.enabled,
 )
 
+
+def _delivery_columns(source: Any) -> tuple[Any, ...]:
+    return (
+        source.c.tenant_id,
+        source.c.id,
+        source.c.endpoint_id,
+        source.c.event_id,
+        source.c.attempts,
+        source.c.enrichment,
+    )
+
+
+def _with_event_and_endpoint(source: Any) -> Any:
+    """A job's columns: the delivery's (`deliveries`, or the CTE of the claimed ones)
+    with its event and its endpoint, in one query."""
+    return select(*_delivery_columns(source), *_JOB_COLUMNS).select_from(
+        source.join(
+            EVENTS,
+            and_(EVENTS.c.tenant_id == source.c.tenant_id, EVENTS.c.id == source.c.event_id),
+        ).join(
+            ENDPOINTS,
+            and_(
+                ENDPOINTS.c.tenant_id == source.c.tenant_id,
+                ENDPOINTS.c.id == source.c.endpoint_id,
+            ),
+        )
+    )
+
+
 _RECORD = (
     update(DELIVERIES)
     .where(
@@ -201,31 +230,10 @@ class DeliveryQueue:
                     DELIVERIES.c.id == due_cte.c.id,
                 )
                 .values(next_attempt_at=lease)
-                .returning(
-                    DELIVERIES.c.tenant_id,
-                    DELIVERIES.c.id,
-                    DELIVERIES.c.endpoint_id,
-                    DELIVERIES.c.event_id,
-                    DELIVERIES.c.attempts,
-                    DELIVERIES.c.enrichment,
-                )
+                .returning(*_delivery_columns(DELIVERIES))
                 .cte("claimed")
             )
-            stmt = select(claimed, *_JOB_COLUMNS).select_from(
-                claimed.join(
-                    EVENTS,
-                    and_(
-                        EVENTS.c.tenant_id == claimed.c.tenant_id,
-                        EVENTS.c.id == claimed.c.event_id,
-                    ),
-                ).join(
-                    ENDPOINTS,
-                    and_(
-                        ENDPOINTS.c.tenant_id == claimed.c.tenant_id,
-                        ENDPOINTS.c.id == claimed.c.endpoint_id,
-                    ),
-                )
-            )
+            stmt = _with_event_and_endpoint(claimed)
             rows = (await self.session.execute(stmt)).all()
         else:
             keys = [tuple(r) for r in (await self.session.execute(due)).all()]
@@ -235,33 +243,7 @@ class DeliveryQueue:
             await self.session.execute(
                 update(DELIVERIES).where(in_keys).values(next_attempt_at=lease)
             )
-            stmt = (
-                select(
-                    DELIVERIES.c.tenant_id,
-                    DELIVERIES.c.id,
-                    DELIVERIES.c.endpoint_id,
-                    DELIVERIES.c.event_id,
-                    DELIVERIES.c.attempts,
-                    DELIVERIES.c.enrichment,
-                    *_JOB_COLUMNS,
-                )
-                .select_from(
-                    DELIVERIES.join(
-                        EVENTS,
-                        and_(
-                            EVENTS.c.tenant_id == DELIVERIES.c.tenant_id,
-                            EVENTS.c.id == DELIVERIES.c.event_id,
-                        ),
-                    ).join(
-                        ENDPOINTS,
-                        and_(
-                            ENDPOINTS.c.tenant_id == DELIVERIES.c.tenant_id,
-                            ENDPOINTS.c.id == DELIVERIES.c.endpoint_id,
-                        ),
-                    )
-                )
-                .where(in_keys)
-            )
+            stmt = _with_event_and_endpoint(DELIVERIES).where(in_keys)
             rows = (await self.session.execute(stmt)).all()
         return [
             Job(
