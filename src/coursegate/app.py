@@ -8,9 +8,12 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
 from coursegate import __version__, durable, migrate
+from coursegate.completions.api import receive_completion
 from coursegate.completions.api import router as completions_router
+from coursegate.completions.fastpath import InboundFastPath
 from coursegate.completions.inbound import InboundGateway
 from coursegate.completions.verify import KeySecrets
 from coursegate.config import Settings
@@ -56,6 +59,13 @@ def tune_garbage_collector() -> None:
     gc.freeze()
     _, second, third = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, second, third)
+
+
+def inbound_route() -> APIRoute:
+    for route in completions_router.routes:
+        if isinstance(route, APIRoute) and route.endpoint is receive_completion:
+            return route
+    raise RuntimeError("the inbound completions route is not registered")
 
 
 def create_app(
@@ -132,7 +142,11 @@ def create_app(
     for router in extra_routers:
         app.include_router(router)
 
-    # Outermost first: observe everything, including refusals of oversized bodies.
+    # Innermost first; the last added is the outermost: observe everything,
+    # including refusals of oversized bodies, and serve the inbound hot path
+    # inside both.
+    if api:
+        app.add_middleware(InboundFastPath, route=inbound_route(), state=app.state)
     app.add_middleware(BodyLimitMiddleware, batch_routes=BATCH_ROUTES)
     app.add_middleware(ObservabilityMiddleware, access_log=settings.access_log)
     return app

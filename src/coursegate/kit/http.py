@@ -38,19 +38,16 @@ class _BodyTooLarge(HTTPException):
         super().__init__(status_code=413)
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+async def send_json(send: Send, status: int, body: dict[str, Any], *, close: bool = False) -> None:
+    """A whole JSON response, written straight to ASGI (compact, as FastAPI renders it)."""
+    payload = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -90,17 +87,18 @@ class BodyLimitMiddleware:
                 try:
                     declared = int(value)
                 except ValueError:
-                    await _send_json(
+                    await send_json(
                         send,
                         400,
                         {
                             "error": "VALIDATION_ERROR",
                             "details": [{"field": "Content-Length", "constraint": "invalid"}],
                         },
+                        close=True,
                     )
                     return
                 if declared > limit:
-                    await _send_json(send, 413, too_large)
+                    await send_json(send, 413, too_large, close=True)
                     return
         received = 0
         started = False
@@ -124,7 +122,7 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await _send_json(send, 413, too_large)
+                await send_json(send, 413, too_large, close=True)
 
 
 class ObservabilityMiddleware:
