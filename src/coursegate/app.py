@@ -17,6 +17,7 @@ from coursegate.completions.fastpath import InboundFastPath
 from coursegate.completions.inbound import InboundGateway
 from coursegate.completions.verify import KeySecrets
 from coursegate.config import Settings
+from coursegate.courses.api import router as courses_router
 from coursegate.credits.api import router as credits_router
 from coursegate.db import Database
 from coursegate.kit.clock import Clock, SystemClock
@@ -39,6 +40,7 @@ API_ROUTERS: Sequence[APIRouter] = (
     people_router,
     credits_router,
     providers_router,
+    courses_router,
     completions_router,
     webhooks_router,
 )

@@ -5,6 +5,7 @@ what Alembic compares the migrations against.
 """
 
 from coursegate.models.base import Base
+from coursegate.models.courses import Course, CourseExternalId, Seat, SeatOrder
 from coursegate.models.inbound import (
     Completion,
     Credit,
@@ -24,6 +25,8 @@ __all__ = [
     "ApiKey",
     "Base",
     "Completion",
+    "Course",
+    "CourseExternalId",
     "Credit",
     "CreditTotal",
     "Delivery",
@@ -38,6 +41,8 @@ __all__ = [
     "Program",
     "Provider",
     "ProviderKey",
+    "Seat",
+    "SeatOrder",
     "Tenant",
     "WebhookEndpoint",
 ]

@@ -1,0 +1,1 @@
+"""Courses and the seats bought for them (SPEC §1, §3)."""
