@@ -8,6 +8,7 @@ import random
 import uuid
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from coursegate.events.outbox import NewEvent, record_events
@@ -407,3 +408,30 @@ async def test_the_running_dispatcher_sends_each_message_once_and_writes_each_re
     async with hooks.database.transaction() as session:
         attempts = (await session.scalars(select(DeliveryAttempt.delivery_id))).all()
     assert len(attempts) == len(set(attempts)) == 300
+
+
+@pytest.mark.postgres_only
+async def test_two_dispatchers_share_the_queue_and_send_each_message_once(hooks: Hooks) -> None:
+    """Workers claim with SKIP LOCKED: running side by side, they never send a message twice."""
+    await hooks.create_endpoint()
+    emitted = {await hooks.emit(data={"n": i}) for i in range(400)}
+    router = Router(hooks.database, hooks.clock)
+    while await router.route_pending():
+        pass
+    hooks.config = DispatchConfig(timeout_seconds=2.0, concurrency=8, batch=16, allow_private=True)
+    dispatchers = [hooks.dispatcher(), hooks.dispatcher()]
+    for dispatcher in dispatchers:
+        dispatcher.start()
+    try:
+        for _ in range(400):
+            if {d.status for d in await hooks.deliveries()} == {"delivered"}:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        for dispatcher in dispatchers:
+            await dispatcher.stop()
+    ids = [r.msg_id for r in hooks.receiver.received]
+    assert sorted(ids) == sorted(emitted), "each message exactly once"
+    async with hooks.database.transaction() as session:
+        attempts = (await session.scalars(select(DeliveryAttempt.delivery_id))).all()
+    assert len(attempts) == len(set(attempts)) == 400
