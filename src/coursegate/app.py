@@ -17,6 +17,7 @@ from coursegate.completions.fastpath import InboundFastPath
 from coursegate.completions.inbound import InboundGateway
 from coursegate.completions.verify import KeySecrets
 from coursegate.config import Settings
+from coursegate.connectors.api import router as connectors_router
 from coursegate.courses.api import router as courses_router
 from coursegate.credits.api import router as credits_router
 from coursegate.db import Database
@@ -43,6 +44,7 @@ API_ROUTERS: Sequence[APIRouter] = (
     courses_router,
     completions_router,
     webhooks_router,
+    connectors_router,
 )
 GC_YOUNG_THRESHOLD = 10_000
 # Routes that take batches get the larger body limit (SPEC §0).

@@ -5,6 +5,7 @@ what Alembic compares the migrations against.
 """
 
 from coursegate.models.base import Base
+from coursegate.models.connectors import Connector
 from coursegate.models.courses import Course, CourseExternalId, Seat, SeatOrder
 from coursegate.models.inbound import (
     Completion,
@@ -25,6 +26,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "Completion",
+    "Connector",
     "Course",
     "CourseExternalId",
     "Credit",

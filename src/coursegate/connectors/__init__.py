@@ -1,0 +1,1 @@
+"""Pull connectors: their configuration (SPEC §4, §7)."""

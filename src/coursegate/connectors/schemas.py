@@ -1,0 +1,144 @@
+"""Connectors' JSON in and out, the per-kind configurations and the cron check."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from coursegate.kit.fields import StrictInput
+from coursegate.kit.ids import Slug
+from coursegate.kit.secrets import SecretRef
+from coursegate.kit.timefmt import Instant
+
+DEFAULT_SCHEDULE = "0 1 * * *"
+MAX_SCHEDULE_LENGTH = 64
+
+# (lowest, highest) for minute, hour, day of month, month, day of week (0 = Sunday).
+_CRON_BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
+_NUMBER = re.compile(r"[0-9]{1,2}")
+
+
+def _cron_number(text: str, lowest: int, highest: int) -> int:
+    if not _NUMBER.fullmatch(text):
+        raise ValueError(text)
+    value = int(text)
+    if not lowest <= value <= highest:
+        raise ValueError(text)
+    return value
+
+
+def _check_cron_item(item: str, lowest: int, highest: int) -> None:
+    """`*`, `*/n`, `n` or `a-b`, inside the field's bounds."""
+    if item == "*":
+        return
+    if item.startswith("*/"):
+        if not _NUMBER.fullmatch(item[2:]) or not 1 <= int(item[2:]) <= highest:
+            raise ValueError(item)
+        return
+    start, sep, end = item.partition("-")
+    if not sep:
+        _cron_number(item, lowest, highest)
+    elif _cron_number(start, lowest, highest) > _cron_number(end, lowest, highest):
+        raise ValueError(item)
+
+
+def check_cron(value: str) -> str:
+    """A five-field cron expression (minute hour day month weekday, UTC), fields
+    separated by single spaces; each field is `*`, `*/n`, a number, a range `a-b`
+    or a comma list of numbers and ranges. Names (`MON`) and `?`, `L`, `#` are refused."""
+    message = "a five-field cron expression such as 0 1 * * *"
+    if len(value) > MAX_SCHEDULE_LENGTH:
+        raise PydanticCustomError("too_long", f"at most {MAX_SCHEDULE_LENGTH} characters")
+    fields = value.split(" ")
+    if len(fields) != len(_CRON_BOUNDS):
+        raise PydanticCustomError("invalid", message)
+    for field, (lowest, highest) in zip(fields, _CRON_BOUNDS, strict=True):
+        items = field.split(",")
+        if len(items) > 1 and any(i == "*" or i.startswith("*/") for i in items):
+            raise PydanticCustomError("invalid", message)
+        try:
+            for item in items:
+                _check_cron_item(item, lowest, highest)
+        except ValueError:
+            raise PydanticCustomError("invalid", message) from None
+    return value
+
+
+Schedule = Annotated[str, AfterValidator(check_cron)]
+PartnerUrl = Annotated[str, Field(min_length=1, max_length=2048)]
+"""Shape and target are checked by the service (it knows whether private targets are allowed)."""
+ClientId = Annotated[str, Field(min_length=1, max_length=256)]
+SourcedId = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class DatapassConfig(StrictInput):
+    """SPEC §7: the DataPass partner API."""
+
+    auth_url: PartnerUrl
+    api_base_url: PartnerUrl
+    client_id: ClientId
+    client_secret_ref: SecretRef
+    definition_id: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class OneRosterConfig(StrictInput):
+    """A OneRoster 1.2 rostering API; `class_map` maps a class `sourcedId` to a course."""
+
+    token_url: PartnerUrl
+    api_base_url: PartnerUrl
+    client_id: ClientId
+    client_secret_ref: SecretRef
+    class_map: Annotated[dict[SourcedId, Slug], Field(max_length=1000)] = Field(
+        default_factory=dict
+    )
+
+
+CONFIG_MODELS: dict[str, type[StrictInput]] = {
+    "datapass": DatapassConfig,
+    "oneroster": OneRosterConfig,
+}
+URL_FIELDS: dict[str, tuple[str, ...]] = {
+    "datapass": ("auth_url", "api_base_url"),
+    "oneroster": ("token_url", "api_base_url"),
+}
+
+# The configuration is checked against its kind by the service; here it is a JSON object.
+RawConfig = Annotated[dict[str, Any], Field(max_length=50)]
+
+
+class ConnectorCreate(StrictInput):
+    id: Slug
+    kind: Literal["datapass", "oneroster"]
+    schedule: Schedule = DEFAULT_SCHEDULE
+    config: RawConfig
+
+
+class ConnectorPatch(StrictInput):
+    """Only the fields present change; `config` is replaced whole and checked again."""
+
+    schedule: Schedule | None = None
+    config: RawConfig | None = None
+    enabled: Annotated[bool, Field(strict=True)] | None = None
+
+    @field_validator("schedule", "config", "enabled", mode="after")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Runs only for values the caller sent (defaults are not validated).
+        if value is None:
+            raise PydanticCustomError("invalid_type", "may be left out, not null")
+        return value
+
+
+class ConnectorOut(BaseModel):
+    id: str
+    kind: str
+    schedule: str
+    config: dict[str, Any]
+    enabled: bool
+    watermark: Instant | None
+    last_run: None
+    created_at: Instant
+    updated_at: Instant

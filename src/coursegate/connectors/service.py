@@ -1,0 +1,122 @@
+"""Connectors' rules: a configuration valid for its kind, partner URLs that may be
+called, secrets named by a reference that resolves, and a strict cron schedule.
+
+Only references are stored and returned; the secret behind one is resolved at
+save time to catch a typo, and again when a run needs it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from coursegate.connectors.repository import ConnectorRepository
+from coursegate.connectors.schemas import (
+    CONFIG_MODELS,
+    URL_FIELDS,
+    ConnectorCreate,
+    ConnectorPatch,
+)
+from coursegate.kit.clock import Clock
+from coursegate.kit.errors import AlreadyExists, NotFound, ValidationFailed, validation_details
+from coursegate.kit.netguard import validate_webhook_url
+from coursegate.kit.secrets import SecretStores, SecretUnavailable
+from coursegate.models import Connector
+
+
+class ConnectorService:
+    def __init__(
+        self, session: AsyncSession, clock: Clock, stores: SecretStores, *, allow_private: bool
+    ) -> None:
+        self.repo = ConnectorRepository(session)
+        self.clock = clock
+        self.stores = stores
+        self.allow_private = allow_private
+
+    async def create(self, tenant_id: str, body: ConnectorCreate) -> Connector:
+        config = await self._check_config(tenant_id, body.kind, body.config)
+        if await self.repo.get(tenant_id, body.id) is not None:
+            raise AlreadyExists(f"connector {body.id} exists")
+        now = self.clock.now()
+        connector = Connector(
+            tenant_id=tenant_id,
+            id=body.id,
+            kind=body.kind,
+            schedule=body.schedule,
+            config=config,
+            enabled=True,
+            watermark=None,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            await self.repo.add(connector)
+        except IntegrityError:
+            # A concurrent request created it between the check and the insert.
+            raise AlreadyExists(f"connector {body.id} exists") from None
+        return connector
+
+    async def get(self, tenant_id: str, connector_id: str) -> Connector:
+        connector = await self.repo.get(tenant_id, connector_id)
+        if connector is None:
+            raise NotFound()
+        return connector
+
+    async def update(self, tenant_id: str, connector_id: str, patch: ConnectorPatch) -> Connector:
+        connector = await self.get(tenant_id, connector_id)
+        changes: dict[str, Any] = patch.model_dump(exclude_unset=True)
+        if "config" in changes:
+            changes["config"] = await self._check_config(
+                tenant_id, connector.kind, changes["config"]
+            )
+        changed = {k: v for k, v in changes.items() if getattr(connector, k) != v}
+        if not changed:
+            return connector
+        for name, value in changed.items():
+            setattr(connector, name, value)
+        connector.updated_at = self.clock.now()
+        await self.repo.flush()
+        return connector
+
+    async def delete(self, tenant_id: str, connector_id: str) -> None:
+        await self.repo.delete(await self.get(tenant_id, connector_id))
+
+    async def _check_config(self, tenant_id: str, kind: str, raw: dict[str, Any]) -> dict[str, Any]:
+        """The configuration as stored, or ValidationFailed on `config.<field>`."""
+        try:
+            model = CONFIG_MODELS[kind].model_validate(raw)
+        except ValidationError as exc:
+            details = validation_details(exc.errors())
+            for detail in details:
+                detail["field"] = f"config.{detail['field']}"
+            raise ValidationFailed(details=details) from None
+        config = model.model_dump()
+        for name in URL_FIELDS[kind]:
+            try:
+                validate_webhook_url(config[name], allow_private=self.allow_private)
+            except ValidationFailed as exc:
+                detail = (exc.details or [{}])[0]
+                raise ValidationFailed.field(
+                    f"config.{name}",
+                    str(detail.get("constraint", "invalid")),
+                    detail.get("message") or exc.message,
+                ) from None
+        try:
+            self.stores.resolve(config["client_secret_ref"])
+        except SecretUnavailable:
+            raise ValidationFailed.field(
+                "config.client_secret_ref",
+                "invalid",
+                "the secret store cannot resolve this reference",
+            ) from None
+        class_map: dict[str, str] = config.get("class_map", {})
+        known = await self.repo.existing_course_ids(tenant_id, set(class_map.values()))
+        for sourced_id, course_id in class_map.items():
+            if course_id not in known:
+                raise ValidationFailed.field(
+                    f"config.class_map.{sourced_id}", "invalid", "no such course"
+                )
+        return config
