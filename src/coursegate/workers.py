@@ -18,7 +18,7 @@ from coursegate.mail.mailer import mailer_from_settings
 from coursegate.mail.queue import MailSender
 from coursegate.webhooks import metrics
 from coursegate.webhooks.dispatcher import DispatchConfig, Dispatcher
-from coursegate.webhooks.enrichment import Enricher, build_source
+from coursegate.webhooks.enrichment import Enricher, build_source, dispose_source
 from coursegate.webhooks.flags import EnrichmentFlags
 from coursegate.webhooks.queue import DeliveryQueue
 from coursegate.webhooks.routing import Router
@@ -44,8 +44,9 @@ class BackgroundWork:
     ) -> None:
         self.database = database
         self.clock = clock
+        self.source = build_source(settings, database, clock)
         enricher = Enricher(
-            build_source(settings, database, clock),
+            self.source,
             EnrichmentFlags(),
             timeout_seconds=settings.learning_time_timeout_seconds,
         )
@@ -77,6 +78,7 @@ class BackgroundWork:
         for loop in self.loops:
             await loop.stop()
         await self.dispatcher.stop()
+        dispose_source(self.source)
 
     async def update_gauges(self) -> int:
         now = self.clock.now()

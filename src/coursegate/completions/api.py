@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from coursegate.completions.inbound import InboundGateway
+from coursegate.completions.inbound import InboundGateway, signed_path
 from coursegate.completions.repository import CompletionReads
 from coursegate.completions.schemas import AuditOut, CompletionOut
 from coursegate.kit.errors import ValidationFailed
@@ -24,9 +24,7 @@ router = APIRouter(tags=["completions"])
 async def receive_completion(tenant_id: str, provider_id: str, request: Request) -> JSONResponse:
     """A provider reports a completion; signed, see SPEC §2 for the schemes and outcomes."""
     body = await request.body()
-    path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
-    if request.scope.get("query_string"):
-        path += "?" + request.scope["query_string"].decode("latin-1")
+    path = signed_path(request.scope)
     gateway: InboundGateway = request.app.state.inbound
     response = await gateway.handle(
         tenant_id,

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from coursegate.completions.inbound import InboundGateway
+from coursegate.completions.inbound import InboundGateway, signed_path
+from coursegate.kit.errors import report_unexpected
 from coursegate.kit.http import send_json
-
-log = structlog.get_logger(__name__)
 
 
 class InboundFastPath:
@@ -44,9 +42,7 @@ class InboundFastPath:
         body = await _read_body(receive)
         if body is None:
             return  # the client went away
-        path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-        if scope.get("query_string"):
-            path += "?" + scope["query_string"].decode("latin-1")
+        path = signed_path(scope)
         gateway: InboundGateway = self.state.inbound
         try:
             response = await gateway.handle(
@@ -58,8 +54,7 @@ class InboundFastPath:
                 body=body,
             )
         except Exception as exc:
-            log.exception("unhandled_error", error_class=type(exc).__name__)
-            await send_json(send, 500, {"error": "INTERNAL_ERROR"})
+            await send_json(send, 500, report_unexpected(exc))
             return
         await send_json(send, response.status, response.body)
 

@@ -40,6 +40,14 @@ from coursegate.models import ParkedRequest
 log = structlog.get_logger(__name__)
 
 
+def signed_path(scope: Mapping[str, Any]) -> str:
+    """The path (and query) exactly as the partner sent and signed it: not decoded."""
+    path: str = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+    if scope.get("query_string"):
+        path += "?" + scope["query_string"].decode("latin-1")
+    return path
+
+
 @dataclass(frozen=True, slots=True)
 class InboundResponse:
     status: int

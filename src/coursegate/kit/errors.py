@@ -161,6 +161,12 @@ _HTTP_STATUS_ERRORS: dict[int, type[DomainError]] = {
 }
 
 
+def report_unexpected(exc: Exception) -> dict[str, Any]:
+    """Log a failure that is not a refusal (a bug, the database down) and give the 500 body."""
+    log.exception("unhandled_error", error_class=type(exc).__name__)
+    return {"error": "INTERNAL_ERROR"}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_domain_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
@@ -184,8 +190,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(cls(), headers=headers)
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", error_class=type(exc).__name__)
-        return JSONResponse({"error": "INTERNAL_ERROR"}, status_code=500)
+        return JSONResponse(report_unexpected(exc), status_code=500)
 
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -46,10 +46,6 @@ class PollingLoop:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=self.name)
 
-    def wake(self) -> None:
-        """Skip the current idle wait (new work was just committed in this process)."""
-        self._wake.set()
-
     async def stop(self) -> None:
         self._stop.set()
         self._wake.set()

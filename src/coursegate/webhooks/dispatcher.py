@@ -15,8 +15,6 @@ import contextlib
 import json
 import random
 import time
-import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -421,10 +419,6 @@ def outcome_label(outcome: Outcome) -> str:
     if outcome.status == PENDING:
         return "retrying"
     return outcome.status
-
-
-def endpoint_keys(outcomes: Iterable[Outcome]) -> set[tuple[str, uuid.UUID]]:
-    return {(o.job.tenant_id, o.job.endpoint_id) for o in outcomes}
 
 
 async def _read_upto(response: aiohttp.ClientResponse, limit: int) -> bytes:
