@@ -21,6 +21,10 @@ from coursegate.connectors.api import router as connectors_router
 from coursegate.courses.api import router as courses_router
 from coursegate.credits.api import router as credits_router
 from coursegate.db import Database
+from coursegate.enrollments.adapters import adapters_from_settings
+from coursegate.enrollments.api import ASSIGN_ROUTE_PATTERN
+from coursegate.enrollments.api import router as enrollments_router
+from coursegate.enrollments.sweeper import sweep_lifecycle
 from coursegate.kit.clock import Clock, SystemClock
 from coursegate.kit.errors import install_error_handlers
 from coursegate.kit.http import BodyLimitMiddleware, ObservabilityMiddleware
@@ -35,6 +39,9 @@ from coursegate.workers import BackgroundWork
 
 log = structlog.get_logger(__name__)
 
+# Workflows and schedules register when their module is imported, before launch.
+DURABLE_WORKFLOWS = (sweep_lifecycle,)
+
 API_ROUTERS: Sequence[APIRouter] = (
     tenancy_router,
     programs_router,
@@ -42,13 +49,14 @@ API_ROUTERS: Sequence[APIRouter] = (
     credits_router,
     providers_router,
     courses_router,
+    enrollments_router,
     completions_router,
     webhooks_router,
     connectors_router,
 )
 GC_YOUNG_THRESHOLD = 10_000
 # Routes that take batches get the larger body limit (SPEC §0).
-BATCH_ROUTES: Sequence[str] = ()
+BATCH_ROUTES: Sequence[str] = (ASSIGN_ROUTE_PATTERN,)
 
 
 def tune_garbage_collector() -> None:
@@ -95,7 +103,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         background: BackgroundWork | None = None
         if role is not None:
-            await durable.launch(settings, app.state.database, role, app.state.clock)
+            await durable.launch(
+                settings, app.state.database, role, app.state.clock, app.state.adapters
+            )
         if role in (durable.Role.SERVE, durable.Role.WORKER):
             background = BackgroundWork(
                 settings, app.state.database, app.state.clock, app.state.secret_box
@@ -131,6 +141,7 @@ def create_app(
     app.state.migration_head = migrate.head_revision()
     app.state.enqueuer = durable.Enqueuer(settings) if api else None
     app.state.secret_box = SecretBox(settings.master_key())
+    app.state.adapters = adapters_from_settings(settings)
     app.state.secret_stores = default_stores()
     app.state.inbound = InboundGateway(
         app.state.database,

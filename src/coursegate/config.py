@@ -83,6 +83,22 @@ class Settings(BaseSettings):
     learning_time_cache_seconds: float = Field(default=300.0, ge=0)
     learning_time_timeout_seconds: float = Field(default=2.0, gt=0)
 
+    # Enrollment provisioning (SPEC §3, §6).
+    seat_budget_credits: int = Field(
+        default=100, ge=0, le=1_000_000, description="credit budget funded per enrollment"
+    )
+    provisioning_adapters: Literal["fake"] = Field(
+        default="fake",
+        description="accounting and identity provider; `fake` keeps their state in var_dir",
+    )
+    fake_adapter_faults: str = Field(
+        default="",
+        description="for tests and demos: `operation=fail|stall`, comma-separated",
+    )
+    saga_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="how long an assignment request waits for its saga"
+    )
+
     @field_validator("database_url")
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:

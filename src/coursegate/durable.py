@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from coursegate import __version__
 from coursegate.config import Settings, sync_database_url
 from coursegate.db import Database
+from coursegate.enrollments.adapters import Adapters, adapters_from_settings
 from coursegate.kit.clock import Clock, SystemClock
 from coursegate.kit.logs import adopt_library_logger
 
@@ -81,6 +82,7 @@ class Runtime:
     settings: Settings
     database: Database
     clock: Clock
+    adapters: Adapters
 
 
 _runtime: Runtime | None = None
@@ -121,7 +123,11 @@ def dbos_config(settings: Settings, role: Role) -> DBOSConfig:
 
 
 async def launch(
-    settings: Settings, database: Database, role: Role, clock: Clock | None = None
+    settings: Settings,
+    database: Database,
+    role: Role,
+    clock: Clock | None = None,
+    adapters: Adapters | None = None,
 ) -> None:
     """Start DBOS in this process, on the calling event loop.
 
@@ -129,7 +135,12 @@ async def launch(
     loop, so they share the application's engine and its connections.
     """
     global _runtime
-    _runtime = Runtime(settings=settings, database=database, clock=clock or SystemClock())
+    _runtime = Runtime(
+        settings=settings,
+        database=database,
+        clock=clock or SystemClock(),
+        adapters=adapters or adapters_from_settings(settings),
+    )
     DBOS(config=dbos_config(settings, role))
     if role is Role.API:
         DBOS.listen_queues([])

@@ -41,6 +41,17 @@ ClockDep = Annotated[Clock, Depends(clock)]
 
 async def principal(request: Request, session: Session, now: ClockDep) -> Principal:
     """The tenant behind `Authorization: Bearer <api key>`; anything else is 401."""
+    return await _authenticate(request, session, now)
+
+
+async def principal_briefly(request: Request, now: ClockDep) -> Principal:
+    """The same, in a transaction of its own that ends at once: for routes that must not
+    hold a connection while they wait (SQLite has one, and a saga needs it)."""
+    async with database(request).transaction() as session:
+        return await _authenticate(request, session, now)
+
+
+async def _authenticate(request: Request, session: AsyncSession, now: Clock) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -52,3 +63,4 @@ async def principal(request: Request, session: Session, now: ClockDep) -> Princi
 
 
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
+BriefPrincipal = Annotated[Principal, Depends(principal_briefly)]

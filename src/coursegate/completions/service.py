@@ -18,6 +18,7 @@ from coursegate.completions.payload import CompletionReport
 from coursegate.completions.repository import PersonRef, ProviderContext
 from coursegate.completions.store import CompletionStore, Effects, NewCompletion
 from coursegate.credits.ledger import crossing
+from coursegate.enrollments.events import enrollment_event
 from coursegate.events.outbox import NewEvent
 from coursegate.kit.clock import Clock
 from coursegate.kit.fields import format_hours
@@ -111,12 +112,16 @@ class CompletionService:
                 for sequence, credit_id in credits
             ),
         ]
+        if claim.enrollment is not None:
+            events.append(enrollment_event(claim.enrollment, person))
         await self._remember(ctx, idempotency_key, digest, completion.id)
         await self.store.write(
             completion,
             person,
             Effects(credits=credits, events=events, audit=audit(outcome) if audit else None),
         )
+        if claim.enrollment is not None:
+            await self.store.reschedule(claim.enrollment)
         return outcome
 
     async def _audited(self, outcome: Outcome, audit: AuditFor | None) -> Outcome:

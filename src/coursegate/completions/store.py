@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -31,9 +31,12 @@ from coursegate.completions.repository import (
     StoredCompletion,
 )
 from coursegate.credits.repository import CreditRepository
+from coursegate.enrollments import lifecycle
+from coursegate.enrollments.repository import EnrollmentRepository
 from coursegate.events.outbox import NewEvent, record_events
 from coursegate.kit.ids import uuid7
 from coursegate.kit.sql import dialect_of
+from coursegate.models import Enrollment
 from coursegate.models.base import from_hundredths, to_hundredths
 
 
@@ -58,6 +61,8 @@ class Claim:
     inserted: bool
     hours_total: Decimal | None
     """The person's new pooled hours, when the completion was inserted."""
+    enrollment: Enrollment | None = None
+    """The live enrollment this new completion completed, if one matched (SPEC §3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,9 @@ class CompletionStore(Protocol):
 
     async def audit(self, values: dict[str, Any]) -> None: ...
 
+    async def reschedule(self, enrollment: Enrollment) -> None:
+        """A completed enrollment's lifecycle rows: the live ones go, the certificate's come."""
+
 
 class SqlStore(CompletionRepository):
     """The portable shape: one statement per step, through SQLAlchemy Core.
@@ -141,7 +149,24 @@ class SqlStore(CompletionRepository):
             completion.hours_per_credit,
             completion.recorded_at,
         )
-        return Claim(person=person, inserted=True, hours_total=total)
+        enrollments = EnrollmentRepository(self.session)
+        live = await enrollments.live_for_completion(
+            completion.tenant_id, person.id, completion.provider_id, completion.course_id
+        )
+        enrollment = None
+        if live is not None:
+            validity = await enrollments.certificate_validity(live.tenant_id, live.course_id)
+            expires = (
+                None if validity is None else completion.recorded_at + timedelta(days=validity)
+            )
+            enrollment = completed_enrollment(completion, person, live.id, live.course_id, expires)
+            await enrollments.update_many([completed_change(enrollment)])
+        return Claim(person=person, inserted=True, hours_total=total, enrollment=enrollment)
+
+    async def reschedule(self, enrollment: Enrollment) -> None:
+        repo = EnrollmentRepository(self.session)
+        await repo.unschedule(enrollment.tenant_id, [enrollment.id], lifecycle.WHILE_LIVE)
+        await repo.schedule(lifecycle.on_completed(enrollment))
 
     async def write(self, completion: NewCompletion, person: PersonRef, effects: Effects) -> None:
         await self.credits.add_credits(
@@ -192,11 +217,39 @@ WITH person AS (
         credits_total = (t.hours_total + excluded.hours_total) / $13::bigint,
         updated_at = excluded.updated_at
     RETURNING t.hours_total
+), enrolled AS (
+    UPDATE enrollments AS e
+    SET status = 'completed', completed_at = $11::timestamptz, completion_id = $4::uuid,
+        updated_at = $11::timestamptz,
+        certificate_expires_at = $11::timestamptz
+                                 + make_interval(days => c.certificate_validity_days)
+    FROM course_external_ids AS x
+    JOIN courses AS c ON c.tenant_id = x.tenant_id AND c.id = x.course_id
+    WHERE x.tenant_id = $1::varchar AND x.provider_id = $6::varchar
+      AND x.external_id = $7::varchar
+      AND e.tenant_id = $1::varchar AND e.course_id = x.course_id
+      AND e.person_id = (SELECT person_id FROM inserted)
+      AND e.status IN ('assigned', 'claimed', 'active')
+    RETURNING e.id, e.course_id, e.certificate_expires_at
 )
 SELECT person.person_id, person.ids,
        EXISTS (SELECT 1 FROM inserted) AS inserted,
-       (SELECT hours_total FROM totals) AS hours_total
-FROM (SELECT 1) AS one LEFT JOIN person ON true
+       (SELECT hours_total FROM totals) AS hours_total,
+       enrolled.id AS enrollment_id, enrolled.course_id AS enrollment_course_id,
+       enrolled.certificate_expires_at
+FROM (SELECT 1) AS one LEFT JOIN person ON true LEFT JOIN enrolled ON true
+"""
+
+_PG_UNSCHEDULE = """
+DELETE FROM scheduled_events
+WHERE tenant_id = $1::varchar AND enrollment_id = $2::uuid AND kind = ANY($3::varchar[])
+"""
+
+_PG_SCHEDULE = """
+INSERT INTO scheduled_events (tenant_id, enrollment_id, kind, due_at)
+SELECT $1::varchar, $2::uuid, s.kind, s.due_at
+FROM unnest($3::varchar[], $4::timestamptz[]) AS s(kind, due_at)
+ON CONFLICT (tenant_id, enrollment_id, kind) DO UPDATE SET due_at = excluded.due_at
 """
 
 _PG_WRITE = """
@@ -373,11 +426,36 @@ class PostgresStore:
             ids = json.loads(ids)
         person = PersonRef(id=row["person_id"], identifiers=tuple((ns, v) for ns, v in ids))
         total = row["hours_total"]
+        enrollment = None
+        if row["enrollment_id"] is not None:
+            enrollment = completed_enrollment(
+                completion,
+                person,
+                row["enrollment_id"],
+                row["enrollment_course_id"],
+                row["certificate_expires_at"],
+            )
         return Claim(
             person=person,
             inserted=row["inserted"],
             hours_total=None if total is None else from_hundredths(total),
+            enrollment=enrollment,
         )
+
+    async def reschedule(self, enrollment: Enrollment) -> None:
+        driver = await self._driver()
+        await driver.execute(
+            _PG_UNSCHEDULE, enrollment.tenant_id, enrollment.id, list(lifecycle.WHILE_LIVE)
+        )
+        rows = lifecycle.on_completed(enrollment)
+        if rows:
+            await driver.execute(
+                _PG_SCHEDULE,
+                enrollment.tenant_id,
+                enrollment.id,
+                [r["kind"] for r in rows],
+                [r["due_at"] for r in rows],
+            )
 
     async def write(self, completion: NewCompletion, person: PersonRef, effects: Effects) -> None:
         driver = await self._driver()
@@ -403,6 +481,40 @@ class PostgresStore:
             audit.get("received_at"),
             effects.audit is not None,
         )
+
+
+def completed_enrollment(
+    completion: NewCompletion,
+    person: PersonRef,
+    enrollment_id: uuid.UUID,
+    course_id: str,
+    certificate_expires_at: datetime | None,
+) -> Enrollment:
+    """The enrollment as the completion left it: what its event and lifecycle rows need."""
+    return Enrollment(
+        tenant_id=completion.tenant_id,
+        id=enrollment_id,
+        course_id=course_id,
+        person_id=person.id,
+        status="completed",
+        reason=None,
+        completed_at=completion.recorded_at,
+        completion_id=completion.id,
+        certificate_expires_at=certificate_expires_at,
+        updated_at=completion.recorded_at,
+    )
+
+
+def completed_change(enrollment: Enrollment) -> dict[str, Any]:
+    return {
+        "k_tenant": enrollment.tenant_id,
+        "k_id": enrollment.id,
+        "status": enrollment.status,
+        "completed_at": enrollment.completed_at,
+        "completion_id": enrollment.completion_id,
+        "certificate_expires_at": enrollment.certificate_expires_at,
+        "updated_at": enrollment.updated_at,
+    }
 
 
 def store_for(session: AsyncSession) -> CompletionStore:

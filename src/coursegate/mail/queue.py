@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
@@ -29,7 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from coursegate.db import Database
 from coursegate.kit.clock import Clock
 from coursegate.mail.mailer import Address, Email, Mailer, MailError, Subject, check_sender
-from coursegate.mail.repository import ClaimedEmail, Failure, MailRepository, Retry
+from coursegate.mail.repository import (
+    ClaimedEmail,
+    Failure,
+    MailRepository,
+    QueuedEmail,
+    Retry,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -69,19 +76,24 @@ async def queue_email(
     """Queue an email in the caller's transaction; it is sent only if that transaction commits.
 
     `kind` names what the email is for (`enrollment.invite`, say) and is what
-    logs show instead of the content. An address or subject that could not
-    be sent (a line break in it, say) raises `ValueError` here rather than
-    failing later.
+    logs show instead of the content.
     """
-    _NewEmail(to_address=to_address, subject=subject, kind=kind)
-    return await MailRepository(session).insert(
-        tenant_id=tenant_id,
-        to_address=to_address,
-        subject=subject,
-        body=body,
-        kind=kind,
-        at=at,
-    )
+    email = QueuedEmail(tenant_id, to_address, subject, body, kind)
+    (email_id,) = await queue_emails(session, [email], at=at)
+    return email_id
+
+
+async def queue_emails(
+    session: AsyncSession, emails: Sequence[QueuedEmail], *, at: datetime
+) -> list[uuid.UUID]:
+    """Queue several emails in one statement (a batch of invites or reminders).
+
+    An address or subject that could not be sent (a line break in it, say)
+    raises `ValueError` here rather than failing later.
+    """
+    for email in emails:
+        _NewEmail(to_address=email.to_address, subject=email.subject, kind=email.kind)
+    return await MailRepository(session).insert(emails, at)
 
 
 @dataclass(frozen=True, slots=True)

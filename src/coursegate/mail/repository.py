@@ -44,6 +44,15 @@ LAST_ERROR_LENGTH = 512
 
 
 @dataclass(frozen=True, slots=True)
+class QueuedEmail:
+    tenant_id: str
+    to_address: str
+    subject: str
+    body: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedEmail:
     tenant_id: str
     id: uuid.UUID
@@ -80,36 +89,32 @@ class MailRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def insert(
-        self,
-        *,
-        tenant_id: str,
-        to_address: str,
-        subject: str,
-        body: str,
-        kind: str,
-        at: datetime,
-    ) -> uuid.UUID:
-        """A pending email, due at once; it goes only if the caller's transaction commits."""
-        email_id = uuid7()
-        await self.session.execute(
-            _INSERT,
-            {
-                "tenant_id": tenant_id,
-                "id": email_id,
-                "to_address": to_address,
-                "subject": subject,
-                "body": body,
-                "kind": kind,
-                "status": PENDING_STATUS,
-                "attempts": 0,
-                "next_attempt_at": at,
-                "last_error": None,
-                "created_at": at,
-                "sent_at": None,
-            },
-        )
-        return email_id
+    async def insert(self, emails: Sequence[QueuedEmail], at: datetime) -> list[uuid.UUID]:
+        """Pending emails, due at once, in one statement; they go only if the caller's
+        transaction commits."""
+        ids = [uuid7() for _ in emails]
+        if emails:
+            await self.session.execute(
+                _INSERT,
+                [
+                    {
+                        "tenant_id": email.tenant_id,
+                        "id": email_id,
+                        "to_address": email.to_address,
+                        "subject": email.subject,
+                        "body": email.body,
+                        "kind": email.kind,
+                        "status": PENDING_STATUS,
+                        "attempts": 0,
+                        "next_attempt_at": at,
+                        "last_error": None,
+                        "created_at": at,
+                        "sent_at": None,
+                    }
+                    for email_id, email in zip(ids, emails, strict=True)
+                ],
+            )
+        return ids
 
     async def claim_due(
         self, now: datetime, *, lease_until: datetime, limit: int

@@ -7,6 +7,7 @@ what Alembic compares the migrations against.
 from coursegate.models.base import Base
 from coursegate.models.connectors import Connector
 from coursegate.models.courses import Course, CourseExternalId, Seat, SeatOrder
+from coursegate.models.enrollments import Enrollment, EnrollmentLock, ScheduledEvent
 from coursegate.models.inbound import (
     Completion,
     Credit,
@@ -33,6 +34,8 @@ __all__ = [
     "CreditTotal",
     "Delivery",
     "DeliveryAttempt",
+    "Enrollment",
+    "EnrollmentLock",
     "Event",
     "IdempotencyKey",
     "InboundAudit",
@@ -43,6 +46,7 @@ __all__ = [
     "Program",
     "Provider",
     "ProviderKey",
+    "ScheduledEvent",
     "Seat",
     "SeatOrder",
     "Tenant",

@@ -81,6 +81,7 @@ class Seat(Base):
         tenant_fk("course_id", "courses"),
         tenant_fk("order_ref", "seat_orders", remote=("order_ref",)),
         Index("ix_seats_course_status", "tenant_id", "course_id", "status"),
+        Index("ix_seats_batch", "batch_id"),
     )
 
     tenant_id: Mapped[str] = tenant_column()
@@ -89,5 +90,7 @@ class Seat(Base):
     order_ref: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16))
     previously_dropped: Mapped[bool]
+    batch_id: Mapped[uuid.UUID | None]
+    """The provisioning saga that reserved or assigned the seat."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

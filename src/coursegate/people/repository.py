@@ -54,3 +54,13 @@ class PeopleRepository:
         except IntegrityError:
             return False
         return True
+
+    async def add_identifier(self, identifier: PersonIdentifier) -> bool:
+        """False, and nothing added, when a concurrent request took the identifier first."""
+        try:
+            async with self.session.begin_nested():
+                self.session.add(identifier)
+                await self.session.flush()
+        except IntegrityError:
+            return False
+        return True

@@ -69,3 +69,56 @@ class PeopleService:
         if person is None:
             raise NotFound()
         return person, await self.repo.identifiers_of(tenant_id, person_id)
+
+    async def find(self, tenant_id: str, namespace: str, value: str) -> uuid.UUID | None:
+        """The person an identifier names, if any."""
+        found = await self.repo.taken(tenant_id, [(namespace, value)])
+        return found[0].person_id if found else None
+
+    async def add_identifier(
+        self, tenant_id: str, person_id: uuid.UUID, namespace: str, value: str
+    ) -> None:
+        """Give a person another identifier (a login, say); one that already names them
+        is no change, one that names someone else is refused."""
+        owner = await self.find(tenant_id, namespace, value)
+        if owner == person_id:
+            return
+        if owner is not None or not await self.repo.add_identifier(
+            PersonIdentifier(
+                tenant_id=tenant_id,
+                namespace=namespace,
+                value=value,
+                person_id=person_id,
+                created_at=self.clock.now(),
+            )
+        ):
+            raise AlreadyExists(f"this {namespace} already names another person")
+        await ParkingService(self.session, self.clock).replay_for(tenant_id, [(namespace, value)])
+
+    async def find_or_create(
+        self, tenant_id: str, namespace: str, learners: Sequence[tuple[str, str | None, str | None]]
+    ) -> list[uuid.UUID]:
+        """The person each `(value, email, name)` names in `namespace`, created if new;
+        a given email or name is recorded on the person."""
+        existing = {
+            row.value: row.person_id
+            for row in await self.repo.taken(tenant_id, [(namespace, v) for v, _, _ in learners])
+        }
+        ids: list[uuid.UUID] = []
+        for value, email, name in learners:
+            person_id = existing.get(value)
+            if person_id is None:
+                person, _ = await self.create(
+                    tenant_id, [(namespace, value)], name=name, email=email
+                )
+                ids.append(person.id)
+                continue
+            found = await self.repo.get(tenant_id, person_id)
+            assert found is not None
+            if email is not None:
+                found.email = email
+            if name is not None and found.name is None:
+                found.name = name
+            ids.append(person_id)
+        await self.session.flush()
+        return ids

@@ -1,0 +1,1 @@
+"""Enrollments: assignment through a compensated saga, their transitions and lifecycle (SPEC §3, §6)."""

@@ -1,0 +1,39 @@
+"""The enrollment events of SPEC §5's catalogue, built in one place for every writer
+(the services, the saga, the sweeper and the inbound completion path)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coursegate.completions.repository import PersonRef
+from coursegate.events.outbox import NewEvent
+from coursegate.models import Enrollment
+
+
+def enrollment_event(
+    enrollment: Enrollment, person: PersonRef, *, seat_recovered: bool | None = None
+) -> NewEvent:
+    """`enrollment.<status>`: the event of the transition that led to the status."""
+    data: dict[str, Any] = {
+        "enrollment_id": str(enrollment.id),
+        "course_id": enrollment.course_id,
+        "person": person.as_event(),
+        "status": enrollment.status,
+    }
+    if enrollment.reason is not None:
+        data["reason"] = enrollment.reason
+    if seat_recovered is not None:
+        data["seat_recovered"] = seat_recovered
+    return NewEvent(f"enrollment.{enrollment.status}", data)
+
+
+def reminder_event(enrollment: Enrollment, person: PersonRef, kind: str) -> NewEvent:
+    return NewEvent(
+        "enrollment.reminder",
+        {
+            "enrollment_id": str(enrollment.id),
+            "course_id": enrollment.course_id,
+            "person": person.as_event(),
+            "kind": kind,
+        },
+    )
