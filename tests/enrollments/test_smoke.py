@@ -7,5 +7,12 @@ async def test_assign_one(desk: Desk, partners: Partners) -> None:
     await desk.create_course(seats=3)
     made = await desk.assign(2)
     assert [e["status"] for e in made] == ["assigned", "assigned"]
-    assert await desk.seats() == {"available": 1, "reserved": 0, "assigned": 2, "spent": 0, "rolled_back": 0, "total": 3}
+    assert await desk.seats() == {
+        "available": 1,
+        "reserved": 0,
+        "assigned": 2,
+        "spent": 0,
+        "rolled_back": 0,
+        "total": 3,
+    }
     assert partners.members() == {e["person_id"] for e in made}

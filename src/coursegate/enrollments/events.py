@@ -9,11 +9,14 @@ from coursegate.completions.repository import PersonRef
 from coursegate.events.outbox import NewEvent
 from coursegate.models import Enrollment
 
+EVENT_OF_STATUS = {"assigned": "created", "active": "activated"}
+"""The catalogue names the transition: an enrollment that became `assigned` was created."""
+
 
 def enrollment_event(
     enrollment: Enrollment, person: PersonRef, *, seat_recovered: bool | None = None
 ) -> NewEvent:
-    """`enrollment.<status>`: the event of the transition that led to the status."""
+    """The event of the transition that led to the enrollment's status."""
     data: dict[str, Any] = {
         "enrollment_id": str(enrollment.id),
         "course_id": enrollment.course_id,
@@ -24,7 +27,8 @@ def enrollment_event(
         data["reason"] = enrollment.reason
     if seat_recovered is not None:
         data["seat_recovered"] = seat_recovered
-    return NewEvent(f"enrollment.{enrollment.status}", data)
+    kind = EVENT_OF_STATUS.get(enrollment.status, enrollment.status)
+    return NewEvent(f"enrollment.{kind}", data)
 
 
 def reminder_event(enrollment: Enrollment, person: PersonRef, kind: str) -> NewEvent:

@@ -95,6 +95,20 @@ class PeopleService:
             raise AlreadyExists(f"this {namespace} already names another person")
         await ParkingService(self.session, self.clock).replay_for(tenant_id, [(namespace, value)])
 
+    async def _create_or_find(
+        self, tenant_id: str, namespace: str, value: str, name: str | None, email: str | None
+    ) -> uuid.UUID:
+        """A new person, or the one a concurrent request created with this identifier
+        between our look and our insert."""
+        try:
+            person, _ = await self.create(tenant_id, [(namespace, value)], name=name, email=email)
+        except AlreadyExists:
+            winner = await self.find(tenant_id, namespace, value)
+            if winner is None:
+                raise
+            return winner
+        return person.id
+
     async def find_or_create(
         self, tenant_id: str, namespace: str, learners: Sequence[tuple[str, str | None, str | None]]
     ) -> list[uuid.UUID]:
@@ -108,10 +122,7 @@ class PeopleService:
         for value, email, name in learners:
             person_id = existing.get(value)
             if person_id is None:
-                person, _ = await self.create(
-                    tenant_id, [(namespace, value)], name=name, email=email
-                )
-                ids.append(person.id)
+                ids.append(await self._create_or_find(tenant_id, namespace, value, name, email))
                 continue
             found = await self.repo.get(tenant_id, person_id)
             assert found is not None
