@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from coursegate.completions.inbound import InboundGateway, signed_path
 from coursegate.completions.repository import CompletionReads
 from coursegate.completions.schemas import AuditOut, CompletionOut
-from coursegate.kit.errors import ValidationFailed
+from coursegate.kit.ids import query_uuid
 from coursegate.kit.pagination import Page, PageRequest, build_page, cursor_uuid, page_request
 from coursegate.web import CurrentPrincipal, Session
 
@@ -37,15 +35,6 @@ async def receive_completion(tenant_id: str, provider_id: str, request: Request)
     return JSONResponse(response.body, status_code=response.status)
 
 
-def _uuid_filter(name: str, value: str | None) -> uuid.UUID | None:
-    if value is None:
-        return None
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise ValidationFailed.field(name, "invalid", "not an id") from None
-
-
 @router.get("/v1/completions")
 async def list_completions(
     who: CurrentPrincipal,
@@ -59,7 +48,7 @@ async def list_completions(
     filters = {
         name: value
         for name, value in {
-            "person_id": _uuid_filter("person", person),
+            "person_id": query_uuid("person", person),
             "program_id": program,
             "provider_id": provider,
             "course_id": course_id,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from fastapi import APIRouter, Depends, Query, Request
 
 from coursegate.enrollments.adapters import Adapters
@@ -20,7 +18,8 @@ from coursegate.enrollments.schemas import (
     SessionRequest,
 )
 from coursegate.enrollments.service import EnrollmentService
-from coursegate.kit.errors import NotFound, ValidationFailed
+from coursegate.kit.errors import ValidationFailed
+from coursegate.kit.ids import path_uuid, query_uuid
 from coursegate.kit.pagination import Page, PageRequest, build_page, cursor_uuid, page_request
 from coursegate.models import Enrollment
 from coursegate.web import BriefPrincipal, ClockDep, CurrentPrincipal, Session
@@ -54,14 +53,6 @@ def service(request: Request, session: Session, clock: ClockDep) -> EnrollmentSe
 Service = Depends(service)
 
 
-def parse_id(value: str) -> uuid.UUID:
-    """An id that is not a UUID names nothing: 404, like any unknown id."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFound() from None
-
-
 @router.post(ASSIGN_PATH, status_code=201)
 async def assign(
     course_id: str, body: AssignRequest, who: BriefPrincipal, request: Request, clock: ClockDep
@@ -88,12 +79,6 @@ async def list_enrollments(
     person: str | None = Query(default=None, max_length=64),
     status: str | None = Query(default=None, max_length=16),
 ) -> Page[EnrollmentOut]:
-    person_id = None
-    if person is not None:
-        try:
-            person_id = uuid.UUID(person)
-        except ValueError:
-            raise ValidationFailed.field("person", "invalid", "a person id") from None
     if status is not None and status not in STATUSES:
         raise ValidationFailed.field("status", "invalid", f"one of {', '.join(STATUSES)}")
     rows = await EnrollmentRepository(session).listing(
@@ -101,7 +86,7 @@ async def list_enrollments(
         after=cursor_uuid(page.after),
         limit=page.limit + 1,
         course_id=course,
-        person_id=person_id,
+        person_id=query_uuid("person", person),
         status=status,
     )
     return build_page(rows, page, lambda e: {"id": str(e.id)}, enrollment_out)
@@ -111,7 +96,7 @@ async def list_enrollments(
 async def get_enrollment(
     enrollment_id: str, who: CurrentPrincipal, enrollments: EnrollmentService = Service
 ) -> EnrollmentOut:
-    return enrollment_out(await enrollments.get(who.tenant_id, parse_id(enrollment_id)))
+    return enrollment_out(await enrollments.get(who.tenant_id, path_uuid(enrollment_id)))
 
 
 @router.post("/v1/enrollments/{enrollment_id}/claim")
@@ -121,7 +106,7 @@ async def claim(
     who: CurrentPrincipal,
     enrollments: EnrollmentService = Service,
 ) -> EnrollmentOut:
-    claimed = await enrollments.claim(who.tenant_id, parse_id(enrollment_id), body.user_id)
+    claimed = await enrollments.claim(who.tenant_id, path_uuid(enrollment_id), body.user_id)
     return enrollment_out(claimed)
 
 
@@ -137,7 +122,7 @@ async def start_session(
 async def drop(
     enrollment_id: str, who: CurrentPrincipal, enrollments: EnrollmentService = Service
 ) -> DropOut:
-    dropped = await enrollments.drop(who.tenant_id, parse_id(enrollment_id))
+    dropped = await enrollments.drop(who.tenant_id, path_uuid(enrollment_id))
     return DropOut(
         enrollment=enrollment_out(dropped.enrollment),
         seat_recovered=dropped.seat_recovered,
@@ -152,7 +137,7 @@ async def cancel(
     who: CurrentPrincipal,
     enrollments: EnrollmentService = Service,
 ) -> EnrollmentOut:
-    canceled = await enrollments.cancel(who.tenant_id, parse_id(enrollment_id), body.author)
+    canceled = await enrollments.cancel(who.tenant_id, path_uuid(enrollment_id), body.author)
     return enrollment_out(canceled)
 
 
@@ -163,5 +148,5 @@ async def activity(
     who: CurrentPrincipal,
     enrollments: EnrollmentService = Service,
 ) -> EnrollmentOut:
-    updated = await enrollments.record_activity(who.tenant_id, parse_id(enrollment_id), body.at)
+    updated = await enrollments.record_activity(who.tenant_id, path_uuid(enrollment_id), body.at)
     return enrollment_out(updated)

@@ -48,11 +48,13 @@ class Assigner:
         self.timeout_seconds = timeout_seconds
 
     async def assign(self, tenant_id: str, course_id: str, body: AssignRequest) -> list[Enrollment]:
+        seen: set[str] = set()
         for index, student in enumerate(body.students):
-            if any(s.student_id == student.student_id for s in body.students[:index]):
+            if student.student_id in seen:
                 raise ValidationFailed.field(
                     f"students.{index}.student_id", "duplicate", "each student once per batch"
                 )
+            seen.add(student.student_id)
         async with self.database.transaction() as session:
             course = await CourseRepository(session).get(tenant_id, course_id)
             if course is None:

@@ -29,6 +29,7 @@ import structlog
 from dbos import DBOS
 
 from coursegate import durable
+from coursegate.courses.repository import CourseRepository
 from coursegate.enrollments import lifecycle
 from coursegate.enrollments.errors import CourseNotActive, EnrollmentExists, NoSeatsAvailable
 from coursegate.enrollments.events import enrollment_event
@@ -117,7 +118,7 @@ async def create_enrollments(request: Request, seats: list[str]) -> list[str]:
         repo = EnrollmentRepository(session)
         if made := await repo.of_batch(batch):
             return [str(e.id) for e in made]
-        course = await session.get(Course, (tenant_id, course_id))
+        course = await CourseRepository(session).get(tenant_id, course_id)
         assert course is not None
         now = rt.clock.now()
         cancelable = request["cancelable_until"]
@@ -195,7 +196,7 @@ async def confirm(request: Request) -> None:
         now = rt.clock.now()
         if not await repo.confirm_batch(batch, now):
             return  # confirmed by an earlier run of this step
-        course = await session.get(Course, (tenant_id, request["course_id"]))
+        course = await CourseRepository(session).get(tenant_id, request["course_id"])
         assert course is not None
         enrollments = await repo.of_batch(batch)
         await repo.schedule(

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from coursegate.courses.repository import CourseRepository
 from coursegate.enrollments import lifecycle
 from coursegate.enrollments.adapters import Adapters
 from coursegate.enrollments.errors import (
@@ -31,9 +32,10 @@ from coursegate.events.outbox import record_events
 from coursegate.kit.clock import Clock
 from coursegate.kit.errors import NotFound
 from coursegate.kit.ids import uuid7
-from coursegate.models import Course, Enrollment, Tenant
+from coursegate.models import Course, Enrollment
 from coursegate.models.enrollments import LIVE_STATUSES
 from coursegate.people.service import PeopleService
+from coursegate.tenancy.repository import TenantRepository
 
 USER_ID = "user_id"
 VISIBLE_LIVE = LIVE_STATUSES[1:]
@@ -244,12 +246,12 @@ class EnrollmentService:
         return enrollment
 
     async def _course(self, tenant_id: str, course_id: str) -> Course:
-        course = await self.session.get(Course, (tenant_id, course_id))
+        course = await CourseRepository(self.session).get(tenant_id, course_id)
         assert course is not None
         return course
 
     async def _timezone(self, tenant_id: str) -> str:
-        tenant = await self.session.get(Tenant, tenant_id)
+        tenant = await TenantRepository(self.session).get(tenant_id)
         return tenant.timezone if tenant is not None else "UTC"
 
     @staticmethod

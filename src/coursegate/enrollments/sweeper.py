@@ -86,11 +86,8 @@ class Sweeper:
             (e.tenant_id, e.id): e
             for e in await repo.by_ids({(d.tenant_id, d.enrollment_id) for d in due})
         }
-        by_tenant: dict[str, list[Enrollment]] = defaultdict(list)
-        for e in enrollments.values():
-            by_tenant[e.tenant_id].append(e)
         learners: dict[tuple[str, uuid.UUID], Learner] = {}
-        for tenant_id, members in by_tenant.items():
+        for tenant_id, members in _by_tenant(list(enrollments.values())).items():
             found = await repo.learners(tenant_id, [e.person_id for e in members])
             learners.update({(tenant_id, pid): learner for pid, learner in found.items()})
         names = await repo.course_names({(e.tenant_id, e.course_id) for e in enrollments.values()})

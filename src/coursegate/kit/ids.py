@@ -12,7 +12,7 @@ from typing import Annotated
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
-from coursegate.kit.errors import NotFound
+from coursegate.kit.errors import NotFound, ValidationFailed
 
 SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
@@ -65,6 +65,16 @@ def _check_slug(value: str) -> str:
 
 Slug = Annotated[str, AfterValidator(_check_slug)]
 """A caller-chosen id, validated with the `invalid` constraint code."""
+
+
+def query_uuid(name: str, value: str | None) -> uuid.UUID | None:
+    """An id given as a list filter; a malformed one is the caller's mistake, a 400."""
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ValidationFailed.field(name, "invalid", "not an id") from None
 
 
 def path_uuid(value: str) -> uuid.UUID:
