@@ -144,7 +144,8 @@ async def write_pending(count: int) -> None:
 
 
 async def write_due(count: int) -> None:
-    """`count` assigned enrollments (people, seats, rows in bulk), each with one due row."""
+    """`count` assigned enrollments (people with an identifier, seats, rows in bulk), each
+    with one due row."""
     conn = await asyncpg.connect(RAW)
     try:
         await conn.execute(
@@ -154,6 +155,9 @@ async def write_due(count: int) -> None:
                 SELECT $1, gen_random_uuid(), NULL, 'learner' || g || '@example.edu', now()
                 FROM generate_series(1, $3) AS g
                 RETURNING id
+            ), i AS (
+                INSERT INTO person_identifiers (tenant_id, namespace, value, person_id, created_at)
+                SELECT $1, 'student_id', id::text, id, now() FROM p
             ), numbered AS (
                 SELECT id AS person_id, row_number() OVER () AS n FROM p
             ), s AS (

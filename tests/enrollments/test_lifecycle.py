@@ -265,6 +265,44 @@ async def test_course_expired_at_access_end(
     assert len(after.emails) == len(stored.emails)
 
 
+async def test_rows_of_one_enrollment_in_one_batch_apply_in_due_order(
+    desk: Desk, app: FastAPI, database: Database, clock: FrozenClock, partners: Partners
+) -> None:
+    """A sweeper that was down fires a late enrollment's whole history in one batch:
+    the reminders due while it was live, then the expiry; a row due after the expiry
+    (here a no-activity reminder) no longer applies."""
+    await desk.create_course(seats=2)
+    [made] = await desk.assign(1)
+    ends = T0 + timedelta(days=90)
+    async with database.transaction() as session:
+        session.add(
+            ScheduledEvent(
+                tenant_id="acme",
+                enrollment_id=uuid.UUID(made["id"]),
+                kind=lifecycle.NO_ACTIVITY,
+                due_at=ends + SECOND,
+            )
+        )
+    clock.set(ends + timedelta(minutes=1))
+    assert await sweeper(app, database, clock).sweep() == 4
+    stored = await desk.stored()
+    fired = [
+        (e.type, e.data.get("kind"))
+        for e in events_of(stored, made["id"])
+        if e.type != "enrollment.created"
+    ]
+    assert fired == [
+        ("enrollment.reminder", lifecycle.REMINDER_NO_ACCESS),
+        ("enrollment.reminder", lifecycle.ACCESS_PERIOD_REMINDER),
+        ("enrollment.expired", None),
+    ]
+    assert len(reminder_emails(stored, lifecycle.REMINDER_NO_ACCESS)) == 1
+    assert len(reminder_emails(stored, lifecycle.ACCESS_PERIOD_REMINDER)) == 1
+    assert reminder_emails(stored, lifecycle.NO_ACTIVITY) == []
+    assert enrollment_of(stored, made["id"]).status == "expired"
+    assert stored.scheduled_of(made["id"]) == {}
+
+
 async def test_ended_enrollments_lose_their_rows(
     desk: Desk, app: FastAPI, database: Database, clock: FrozenClock, partners: Partners
 ) -> None:

@@ -35,7 +35,7 @@ from coursegate.enrollments import lifecycle
 from coursegate.enrollments.repository import EnrollmentRepository
 from coursegate.events.outbox import NewEvent, record_events
 from coursegate.kit.ids import uuid7
-from coursegate.kit.sql import dialect_of
+from coursegate.kit.sql import dialect_of, driver_connection
 from coursegate.models import Enrollment
 from coursegate.models.base import from_hundredths, to_hundredths
 
@@ -323,11 +323,7 @@ class PostgresStore:
 
     @classmethod
     def of_session(cls, session: AsyncSession) -> PostgresStore:
-        async def driver() -> Any:
-            connection = await session.connection()
-            return (await connection.get_raw_connection()).driver_connection
-
-        return cls(driver)
+        return cls(lambda: driver_connection(session))
 
     async def provider_context(self, tenant_id: str, provider_id: str) -> ProviderContext | None:
         rows = await (await self._driver()).fetch(_PG_CONTEXT, tenant_id, provider_id)

@@ -3,18 +3,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Any, Protocol
 
 from coursegate.completions.repository import PersonRef
 from coursegate.events.outbox import NewEvent
-from coursegate.models import Enrollment
+
+
+class EnrollmentFacts(Protocol):
+    """What events and the outside systems need of an enrollment: met by the mapped
+    `Enrollment` and by the plain rows the sweeper reads."""
+
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def course_id(self) -> str: ...
+    @property
+    def person_id(self) -> uuid.UUID: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def reason(self) -> str | None: ...
+
 
 EVENT_OF_STATUS = {"assigned": "created", "active": "activated"}
 """The catalogue names the transition: an enrollment that became `assigned` was created."""
 
 
 def enrollment_event(
-    enrollment: Enrollment, person: PersonRef, *, seat_recovered: bool | None = None
+    enrollment: EnrollmentFacts, person: PersonRef, *, seat_recovered: bool | None = None
 ) -> NewEvent:
     """The event of the transition that led to the enrollment's status."""
     data: dict[str, Any] = {
@@ -31,7 +50,7 @@ def enrollment_event(
     return NewEvent(f"enrollment.{kind}", data)
 
 
-def reminder_event(enrollment: Enrollment, person: PersonRef, kind: str) -> NewEvent:
+def reminder_event(enrollment: EnrollmentFacts, person: PersonRef, kind: str) -> NewEvent:
     return NewEvent(
         "enrollment.reminder",
         {

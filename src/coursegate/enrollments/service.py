@@ -26,7 +26,7 @@ from coursegate.enrollments.errors import (
     InvalidTransition,
     NotCancelable,
 )
-from coursegate.enrollments.events import enrollment_event
+from coursegate.enrollments.events import EnrollmentFacts, enrollment_event
 from coursegate.enrollments.repository import EnrollmentRepository
 from coursegate.events.outbox import record_events
 from coursegate.kit.clock import Clock
@@ -261,7 +261,7 @@ class EnrollmentService:
 
 
 async def release_access(
-    adapters: Adapters, enrollments: Sequence[Enrollment], *, withdraw: bool = False
+    adapters: Adapters, enrollments: Sequence[EnrollmentFacts], *, withdraw: bool = False
 ) -> None:
     """Revoke course access and empty the budgets of ending enrollments, a call per
     course and one for the budgets."""

@@ -15,9 +15,9 @@ hourly look expires each course within the hour after its midnight.
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -30,18 +30,23 @@ from coursegate.db import Database
 from coursegate.enrollments import lifecycle
 from coursegate.enrollments.adapters import Adapters
 from coursegate.enrollments.events import enrollment_event, reminder_event
-from coursegate.enrollments.repository import DueEvent, EnrollmentRepository, Learner
+from coursegate.enrollments.repository import DueEnrollment, DueEvent, EnrollmentRepository
 from coursegate.enrollments.service import VISIBLE_LIVE, release_access, today_in
 from coursegate.events.outbox import NewEvent, record_events
 from coursegate.kit.clock import Clock
 from coursegate.mail.queue import queue_emails
 from coursegate.mail.repository import QueuedEmail
-from coursegate.models import Enrollment
 
 log = structlog.get_logger(__name__)
 
 SWEEP_BATCH = 500
 EXPIRY_BATCH = 500
+
+_ENDINGS = {
+    lifecycle.COURSE_EXPIRED: ("expired", "access_period_ended"),
+    lifecycle.COURSE_ARCHIVED: ("archived", None),
+}
+"""The lifecycle rows that end an enrollment: its new status and reason."""
 
 _SUBJECTS = {
     lifecycle.REMINDER_NO_ACCESS: "You have not started {course} yet",
@@ -84,43 +89,43 @@ class Sweeper:
     ) -> None:
         enrollments = {
             (e.tenant_id, e.id): e
-            for e in await repo.by_ids({(d.tenant_id, d.enrollment_id) for d in due})
+            for e in await repo.due_enrollments({(d.tenant_id, d.enrollment_id) for d in due})
         }
-        learners: dict[tuple[str, uuid.UUID], Learner] = {}
-        for tenant_id, members in _by_tenant(list(enrollments.values())).items():
-            found = await repo.learners(tenant_id, [e.person_id for e in members])
-            learners.update({(tenant_id, pid): learner for pid, learner in found.items()})
-        names = await repo.course_names({(e.tenant_id, e.course_id) for e in enrollments.values()})
+        people = await repo.person_refs({(e.tenant_id, e.person_id) for e in enrollments.values()})
 
         events: dict[str, list[NewEvent]] = defaultdict(list)
         emails: list[QueuedEmail] = []
-        changes: list[dict[str, Any]] = []
-        ended: list[Enrollment] = []
+        ended: dict[tuple[str, str], list[DueEnrollment]] = defaultdict(list)
         for d in due:
-            enrollment = enrollments.get((d.tenant_id, d.enrollment_id))
+            key = (d.tenant_id, d.enrollment_id)
+            enrollment = enrollments.get(key)
             if enrollment is None or not _applies(d.kind, enrollment):
                 continue
-            learner = learners[(d.tenant_id, enrollment.person_id)]
+            person = people[(d.tenant_id, enrollment.person_id)]
             if d.kind in lifecycle.REMINDERS:
-                events[d.tenant_id].append(reminder_event(enrollment, learner.ref, d.kind))
-                if learner.email:
-                    course = names.get((d.tenant_id, enrollment.course_id), enrollment.course_id)
-                    emails.append(_reminder_email(enrollment, learner.email, d.kind, course))
+                events[d.tenant_id].append(reminder_event(enrollment, person, d.kind))
+                if enrollment.email:
+                    emails.append(_reminder_email(enrollment, d.kind))
                 continue
-            if d.kind == lifecycle.COURSE_EXPIRED:
-                enrollment.status, enrollment.reason = "expired", "access_period_ended"
-                enrollment.ended_at = now
-                ended.append(enrollment)
-            else:  # course_archived
-                enrollment.status, enrollment.reason = "archived", None
-            changes.append(_change(enrollment, now))
-            events[d.tenant_id].append(enrollment_event(enrollment, learner.ref))
+            status, reason = _ENDINGS[d.kind]
+            # A later row of the same enrollment in this batch sees the new status.
+            enrollments[key] = enrollment = replace(enrollment, status=status, reason=reason)
+            ended[(d.tenant_id, d.kind)].append(enrollment)
+            events[d.tenant_id].append(enrollment_event(enrollment, person))
 
-        if ended:
-            await release_access(self.adapters, ended)
-            for tenant_id, members in _by_tenant(ended).items():
-                await repo.unschedule(tenant_id, [e.id for e in members], lifecycle.WHILE_LIVE)
-        await repo.update_many(changes)
+        expired = [
+            e for (_, kind), es in ended.items() if kind == lifecycle.COURSE_EXPIRED for e in es
+        ]
+        if expired:
+            await release_access(self.adapters, expired)
+        for (tenant_id, kind), members in ended.items():
+            ids = [e.id for e in members]
+            status, reason = _ENDINGS[kind]
+            values: dict[str, Any] = {"status": status, "reason": reason, "updated_at": now}
+            if kind == lifecycle.COURSE_EXPIRED:
+                values["ended_at"] = now
+                await repo.unschedule(tenant_id, ids, lifecycle.WHILE_LIVE)
+            await repo.set_many(tenant_id, ids, values)
         for tenant_id, tenant_events in events.items():
             await record_events(session, tenant_id, tenant_events, now)
         await queue_emails(session, emails, at=now)
@@ -170,7 +175,7 @@ class Sweeper:
         return len(live)
 
 
-def _applies(kind: str, enrollment: Enrollment) -> bool:
+def _applies(kind: str, enrollment: DueEnrollment) -> bool:
     """A row fires only while its condition holds; rows are also canceled when it stops
     holding, so this guards against a row that outlived its reason."""
     if kind == lifecycle.REMINDER_NO_ACCESS:
@@ -180,29 +185,12 @@ def _applies(kind: str, enrollment: Enrollment) -> bool:
     return enrollment.status == "completed"
 
 
-def _change(enrollment: Enrollment, now: datetime) -> dict[str, Any]:
-    return {
-        "k_tenant": enrollment.tenant_id,
-        "k_id": enrollment.id,
-        "status": enrollment.status,
-        "reason": enrollment.reason,
-        "ended_at": enrollment.ended_at,
-        "updated_at": now,
-    }
-
-
-def _by_tenant(enrollments: Sequence[Enrollment]) -> dict[str, list[Enrollment]]:
-    grouped: dict[str, list[Enrollment]] = defaultdict(list)
-    for e in enrollments:
-        grouped[e.tenant_id].append(e)
-    return grouped
-
-
-def _reminder_email(enrollment: Enrollment, to: str, kind: str, course: str) -> QueuedEmail:
-    name = " ".join(course.split())
+def _reminder_email(enrollment: DueEnrollment, kind: str) -> QueuedEmail:
+    assert enrollment.email is not None
+    name = " ".join(enrollment.course_name.split())
     return QueuedEmail(
         tenant_id=enrollment.tenant_id,
-        to_address=to,
+        to_address=enrollment.email,
         subject=_SUBJECTS[kind].format(course=name),
         body=f"{_SUBJECTS[kind].format(course=name)}.\nYour enrollment: {enrollment.id}\n",
         kind=f"enrollment.reminder.{kind}",

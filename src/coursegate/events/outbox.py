@@ -1,4 +1,4 @@
-"""Writing events: one multi-row INSERT, in the caller's transaction (SPEC §5)."""
+"""Writing events: one statement for many, in the caller's transaction (SPEC §5)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.kit.ids import uuid7
+from coursegate.kit.sql import insert_rows
 from coursegate.models import Event
 from coursegate.models.base import table_of
 
-_INSERT = insert(table_of(Event))
+_EVENTS = table_of(Event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +27,9 @@ async def record_events(
     session: AsyncSession, tenant_id: str, events: Sequence[NewEvent], at: datetime
 ) -> None:
     """Record facts with the change that made them true: they commit or vanish together."""
-    if not events:
-        return
-    await session.execute(
-        _INSERT,
+    await insert_rows(
+        session,
+        _EVENTS,
         [
             {
                 "tenant_id": tenant_id,

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from coursegate.config import Settings
 
 _ADDRESS = re.compile(r"[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MESSAGE_ID = re.compile(r"<[^\s<>@]+@[^\s<>@]+>")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -44,7 +45,7 @@ class MailError(Exception):
 
 def _no_control_characters(value: str) -> str:
     """A header value with a line break in it would let its content write further headers."""
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if _CONTROL.search(value):
         raise ValueError("must not contain line breaks or other control characters")
     return value
 

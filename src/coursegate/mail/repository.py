@@ -16,17 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, bindparam, insert, select, update
+from sqlalchemy import Update, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.kit.ids import uuid7
-from coursegate.kit.sql import dialect_of
+from coursegate.kit.sql import dialect_of, insert_rows
 from coursegate.models import OutboundEmail
 from coursegate.models.base import table_of
 from coursegate.models.webhooks import PENDING
 
 _T = table_of(OutboundEmail)
-_INSERT = insert(_T)
 _KEY = (
     _T.c.tenant_id == bindparam("k_tenant"),
     _T.c.id == bindparam("k_id"),
@@ -94,8 +93,9 @@ class MailRepository:
         transaction commits."""
         ids = [uuid7() for _ in emails]
         if emails:
-            await self.session.execute(
-                _INSERT,
+            await insert_rows(
+                self.session,
+                _T,
                 [
                     {
                         "tenant_id": email.tenant_id,
