@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook
 
 from coursegate.config import Settings
@@ -489,6 +490,8 @@ def _wait_ready(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def test_demo_from_nothing_to_a_credit(db_url: str, tmp_path: Path) -> None:
+    """Every printed command, pasted elsewhere against a real server: the assignment
+    runs the saga, the completion completes the first learner's enrollment."""
     if not db_url.startswith("sqlite"):
         pytest.skip("the demo is about the embedded default: a fresh SQLite file")
     home = tmp_path / "demo"
@@ -522,17 +525,21 @@ def test_demo_from_nothing_to_a_credit(db_url: str, tmp_path: Path) -> None:
     first = demo()
     assert set(first) == {
         "api_key",
+        "assign_command",
         "send_command",
         "credits_command",
+        "enrollments_command",
         "tenant",
         "program",
         "provider",
+        "course",
         "person_id",
     }
-    assert (first["tenant"], first["program"], first["provider"]) == (
+    assert (first["tenant"], first["program"], first["provider"], first["course"]) == (
         "demo",
         "demo-earned-time",
         "demo-tablet",
+        "demo-fin-lit",
     )
     sample = json.loads((home / "var" / "demo-completion.json").read_text())
     assert sample["person_id"] == "100001"
@@ -550,12 +557,20 @@ def test_demo_from_nothing_to_a_credit(db_url: str, tmp_path: Path) -> None:
         )
     try:
         _wait_ready(base, server, log_path)
+        assigned = _bash(first["assign_command"], elsewhere)
+        assert [e["status"] for e in assigned["enrollments"]] == ["assigned"] * 3, assigned
+        again = _bash(first["assign_command"], elsewhere)
+        assert again["error"] == "ENROLLMENT_EXISTS", again
         sent = _bash(first["send_command"], elsewhere)
         assert sent["status"] == "accepted", sent
         assert sent["credits_total"] == 1
         credits = _bash(first["credits_command"], elsewhere)
         assert (credits["hours_total"], credits["credits_total"]) == ("6.50", 1)
         assert credits["program"] == "demo-earned-time"
+        listed = _bash(first["enrollments_command"], elsewhere)["data"]
+        by_person = {e["person_id"]: e["status"] for e in listed}
+        assert by_person[first["person_id"]] == "completed", listed
+        assert sorted(by_person.values()) == ["assigned", "assigned", "completed"]
 
         # Again, while the server runs: everything is reused, and a new key works.
         second = demo()
@@ -574,3 +589,41 @@ def test_demo_from_nothing_to_a_credit(db_url: str, tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def test_demo_again_adds_no_seats_and_refuses_a_course_it_cannot_use(settings: Settings) -> None:
+    """A second run orders the same seats again (none added); a demo course that has
+    expired is reported rather than silently reused, and that run leaves nothing."""
+    ok(run_cli(settings, "demo", "--json"))
+    ok(run_cli(settings, "demo", "--json"))
+
+    async def seats_and_keys() -> tuple[int, int]:
+        database = Database(settings.resolved_database_url, pool_size=1)
+        try:
+            async with database.transaction() as session:
+                seats = await session.scalar(
+                    text("SELECT count(*) FROM seats WHERE tenant_id = 'demo'")
+                )
+                keys = await session.scalar(
+                    text("SELECT count(*) FROM api_keys WHERE tenant_id = 'demo'")
+                )
+                return int(seats or 0), int(keys or 0)
+        finally:
+            await database.dispose()
+
+    async def expire_course() -> None:
+        database = Database(settings.resolved_database_url, pool_size=1)
+        try:
+            async with database.transaction() as session:
+                await session.execute(
+                    text("UPDATE courses SET status = 'expired' WHERE id = 'demo-fin-lit'")
+                )
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(seats_and_keys()) == (10, 2)
+    asyncio.run(expire_course())
+    refused = run_cli(settings, "demo")
+    assert refused.returncode == 1
+    assert "DEMO_CONFLICT: course demo-fin-lit exists and is expired;" in refused.stderr
+    assert asyncio.run(seats_and_keys()) == (10, 2)  # no third key: the run made nothing

@@ -1,4 +1,10 @@
-"""`coursegate demo`: a working inbound setup in one command, and the commands that exercise it.
+"""`coursegate demo`: a working setup in one command, and the commands that exercise it.
+
+The demo learners are assigned to a course whose provider course id is the
+sample completion's, so the printed steps walk the whole path: an assignment
+through the provisioning saga (against the fake accounting and identity
+provider), a signed completion that completes the enrollment, and the
+learner's credits.
 
 Everything is made through the services the API uses, so the demo shows the
 product's own rules (validation, generated secrets encrypted under the master
@@ -20,7 +26,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,6 +36,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.config import Settings
+from coursegate.courses.repository import CourseRepository
+from coursegate.courses.schemas import CourseCreate, SeatOrderCreate
+from coursegate.courses.service import CourseService
 from coursegate.db import Database
 from coursegate.kit.clock import Clock
 from coursegate.kit.errors import DomainError, ValidationFailed, validation_details
@@ -55,7 +64,12 @@ PEOPLE = ("100001", "100002", "100003")
 PROVIDER = "demo-tablet"
 SCHEME = "hmac-authorization"
 KEY_ID = "k1"
+PROVIDER_COURSE = "fin-lit-101"
+COURSE = "demo-fin-lit"
+COURSE_NAME = "Financial Literacy"
+SEATS = 10
 COMPLETION_FILE = "demo-completion.json"
+ASSIGNMENT_FILE = "demo-assignment.json"
 SQLITE_PREFIX = "sqlite+aiosqlite:///"
 
 
@@ -85,8 +99,10 @@ class DemoSetup:
 @dataclass(frozen=True, slots=True)
 class DemoOutput:
     api_key: str
+    assign_command: str
     send_command: str
     credits_command: str
+    enrollments_command: str
     person_id: uuid.UUID
     completion_file: Path
     environment_pinned: bool
@@ -96,27 +112,36 @@ class DemoOutput:
     def as_json(self) -> dict[str, str]:
         return {
             "api_key": self.api_key,
+            "assign_command": self.assign_command,
             "send_command": self.send_command,
             "credits_command": self.credits_command,
+            "enrollments_command": self.enrollments_command,
             "tenant": TENANT,
             "program": PROGRAM,
             "provider": PROVIDER,
+            "course": COURSE,
             "person_id": str(self.person_id),
         }
 
     def as_text(self) -> str:
         lines = [
             f"demo ready{'' if self.tenant_created else ' (reused; a new api key)'}: tenant {TENANT}, program {PROGRAM} ({HOURS_PER_CREDIT} hours per credit),",
-            f"provider {PROVIDER} ({SCHEME}), people {NAMESPACE} {', '.join(PEOPLE)}",
+            f"provider {PROVIDER} ({SCHEME}), people {NAMESPACE} {', '.join(PEOPLE)},",
+            f"course {COURSE} ({PROVIDER}'s {PROVIDER_COURSE}) with {SEATS} seats",
             f"api key (shown once): {self.api_key}",
             f"sample completion: {self.completion_file}",
             "",
             "1. start the server, if it is not running: coursegate serve",
-            "2. sign and send the completion (the signature is made when this runs, and is",
-            "   good for 300 s):",
+            "2. assign the demo learners to the course (a second time answers 409",
+            "   ENROLLMENT_EXISTS: they are enrolled already):",
+            f"   {self.assign_command}",
+            "3. sign and send the completion (the signature is made when this runs, and is",
+            "   good for 300 s); it completes the first learner's enrollment:",
             f"   {self.send_command}",
-            "3. read the learner's hours and credits back:",
+            "4. read the learner's hours and credits back:",
             f"   {self.credits_command}",
+            "5. and the enrollments:",
+            f"   {self.enrollments_command}",
         ]
         if not self.environment_pinned:
             lines.append(
@@ -135,6 +160,7 @@ async def set_up(
         await _program(session, clock)
         people = tuple([await _person(session, clock, value) for value in PEOPLE])
         key_id = await _provider(session, clock, box, stores)
+        await _course(session, clock, today_in_zone(clock.now(), timezone))
     return DemoSetup(
         api_key=api_key,
         timezone=timezone,
@@ -216,14 +242,57 @@ async def _provider(
     return (await service.add_key(TENANT, PROVIDER, NewKey(key_id, None))).row.key_id
 
 
+def today_in_zone(now: datetime, timezone: str) -> date:
+    return now.astimezone(ZoneInfo(timezone)).date()
+
+
+async def _course(session: AsyncSession, clock: Clock, today: date) -> None:
+    """An active course open from today, mapped to the sample's provider course, with
+    seats from one order (ordering it again adds none)."""
+    service = CourseService(session, clock)
+    existing = await CourseRepository(session).get(TENANT, COURSE)
+    if existing is None:
+        body = CourseCreate.model_validate(
+            {
+                "id": COURSE,
+                "name": COURSE_NAME,
+                "program_id": PROGRAM,
+                "start_date": today.isoformat(),
+                "last_drop_date": (today + timedelta(days=14)).isoformat(),
+                "end_date": (today + timedelta(days=180)).isoformat(),
+                "access_period_days": 90,
+                "certificate_validity_days": 365,
+                "external_ids": {PROVIDER: PROVIDER_COURSE},
+            }
+        )
+        await service.create(TENANT, body)
+        await service.activate(TENANT, COURSE)
+    elif existing.status != "active":
+        raise DemoConflict(
+            f"course {COURSE} exists and is {existing.status}; the demo needs it active"
+        )
+    order = SeatOrderCreate(quantity=SEATS, order_ref=f"{COURSE}-order")
+    await service.order_seats(TENANT, COURSE, order)
+
+
+def sample_assignment() -> bytes:
+    body = {
+        "identifier_namespace": NAMESPACE,
+        "students": [
+            {"student_id": value, "email": f"learner{value}@example.org"} for value in PEOPLE
+        ],
+    }
+    return (json.dumps(body, indent=2) + "\n").encode()
+
+
 def sample_completion(now: datetime, timezone: str) -> bytes:
     """A completion an hour old, written with the tenant's local offset as a partner would."""
     completed_at = (now - timedelta(hours=1)).astimezone(ZoneInfo(timezone))
     body: dict[str, Any] = {
         "person_id": PEOPLE[0],
         "state_code": JURISDICTION,
-        "course_id": "fin-lit-101",
-        "course_name": "Financial Literacy",
+        "course_id": PROVIDER_COURSE,
+        "course_name": COURSE_NAME,
         "content_hours": 6.5,
         "completed_at": completed_at.replace(microsecond=0).isoformat(),
     }
@@ -295,29 +364,39 @@ def send_command(
     )
 
 
-def credits_command(base_url: str, api_key: str, person_id: uuid.UUID) -> str:
-    url = f"{base_url}/v1/people/{person_id}/credits?program={PROGRAM}"
-    return " ".join(
-        [
-            "curl -sS -w '\\n'",
-            "-H",
-            shlex.quote(f"Authorization: Bearer {api_key}"),
-            shlex.quote(url),
+def api_command(base_url: str, api_key: str, path: str, body_file: Path | None = None) -> str:
+    """curl with the API key; a POST of the file's JSON when there is one."""
+    parts = ["curl -sS -w '\\n'", "-H", shlex.quote(f"Authorization: Bearer {api_key}")]
+    if body_file is not None:
+        parts += [
+            "-X POST -H 'Content-Type: application/json' --data-binary",
+            shlex.quote("@" + str(body_file)),
         ]
-    )
+    return " ".join([*parts, shlex.quote(base_url + path)])
+
+
+def credits_command(base_url: str, api_key: str, person_id: uuid.UUID) -> str:
+    return api_command(base_url, api_key, f"/v1/people/{person_id}/credits?program={PROGRAM}")
 
 
 def describe(settings: Settings, setup: DemoSetup, base_url: str, now: datetime) -> DemoOutput:
-    """Write the sample body under the var dir and build the commands around it."""
+    """Write the sample bodies under the var dir and build the commands around them."""
     base_url = base_url.rstrip("/")
     body_file = (settings.var_dir / COMPLETION_FILE).resolve()
     body_file.parent.mkdir(parents=True, exist_ok=True)
     body_file.write_bytes(sample_completion(now, setup.timezone))
+    assignment_file = (settings.var_dir / ASSIGNMENT_FILE).resolve()
+    assignment_file.write_bytes(sample_assignment())
     pins, pinned = pinned_environment(settings)
+    key = setup.api_key
     return DemoOutput(
-        api_key=setup.api_key,
+        api_key=key,
+        assign_command=api_command(
+            base_url, key, f"/v1/courses/{COURSE}/enrollments", assignment_file
+        ),
         send_command=send_command(base_url, coursegate_executable(), pins, setup.key_id, body_file),
-        credits_command=credits_command(base_url, setup.api_key, setup.person_id),
+        credits_command=credits_command(base_url, key, setup.person_id),
+        enrollments_command=api_command(base_url, key, f"/v1/enrollments?course={COURSE}"),
         person_id=setup.person_id,
         completion_file=body_file,
         environment_pinned=pinned,
