@@ -25,7 +25,7 @@ def rows(clock: FrozenClock, count: int) -> list[dict[str, object]]:
             "id": uuid.uuid4(),
             "type": "test.inserted",
             "occurred_at": clock.now() + timedelta(seconds=n),
-            "data": {"n": n, "nested": {"text": "é\n\"quoted\"", "list": [1, None, True]}},
+            "data": {"n": n, "nested": {"text": 'é\n"quoted"', "list": [1, None, True]}},
         }
         for n in range(count)
     ]
@@ -54,10 +54,14 @@ async def test_rows_go_with_a_rollback_even_as_the_first_statement(
     """The raw PostgreSQL path must not run outside the transaction when nothing else
     has been sent in it yet."""
     await create_tenant(database, clock, "acme")
-    with pytest.raises(RuntimeError):
+
+    async def change_that_fails() -> None:
         async with database.transaction() as session:
             await insert_rows(session, EVENTS, rows(clock, 3))
             raise RuntimeError("the caller's change failed")
+
+    with pytest.raises(RuntimeError):
+        await change_that_fails()
     assert await stored(database) == []
 
 
