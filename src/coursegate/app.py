@@ -17,7 +17,9 @@ from coursegate.completions.fastpath import InboundFastPath
 from coursegate.completions.inbound import InboundGateway
 from coursegate.completions.verify import KeySecrets
 from coursegate.config import Settings
+from coursegate.connectors.api import authorizations_router
 from coursegate.connectors.api import router as connectors_router
+from coursegate.connectors.schedule import connector_ticks
 from coursegate.courses.api import router as courses_router
 from coursegate.credits.api import router as credits_router
 from coursegate.db import Database
@@ -40,7 +42,7 @@ from coursegate.workers import BackgroundWork
 log = structlog.get_logger(__name__)
 
 # Workflows and schedules register when their module is imported, before launch.
-DURABLE_WORKFLOWS = (sweep_lifecycle,)
+DURABLE_WORKFLOWS = (sweep_lifecycle, connector_ticks)
 
 API_ROUTERS: Sequence[APIRouter] = (
     tenancy_router,
@@ -53,6 +55,7 @@ API_ROUTERS: Sequence[APIRouter] = (
     completions_router,
     webhooks_router,
     connectors_router,
+    authorizations_router,
 )
 GC_YOUNG_THRESHOLD = 10_000
 # Routes that take batches get the larger body limit (SPEC §0).

@@ -99,6 +99,17 @@ class Settings(BaseSettings):
         default=120.0, gt=0, description="how long an assignment request waits for its saga"
     )
 
+    # Pull connectors (SPEC §4).
+    connector_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="per request to a partner API"
+    )
+    connector_retry_base_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="first backoff step between tries of a partner request; doubles each try",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:

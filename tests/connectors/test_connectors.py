@@ -465,6 +465,8 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/connectors/datapass", None),
     ("PATCH", "/v1/connectors/datapass", {"enabled": False}),
     ("DELETE", "/v1/connectors/datapass", None),
+    ("GET", "/v1/connectors/datapass/runs", None),
+    ("GET", "/v1/connectors/datapass/rejects", None),
 ]
 
 
@@ -491,6 +493,7 @@ async def test_another_tenants_connector_is_404(
     [
         ("POST", "/v1/connectors", datapass_body(id="other")),
         ("GET", "/v1/connectors", None),
+        ("GET", "/v1/authorizations", None),
         *ROUTES,
     ],
 )

@@ -17,7 +17,7 @@ import typer
 import uvicorn
 
 from coursegate import __version__, migrate
-from coursegate.cli import inbound, webhooks
+from coursegate.cli import connectors, inbound, webhooks
 from coursegate.cli.common import (
     HostOpt,
     PortOpt,
@@ -155,6 +155,7 @@ def keys_revoke(key_id: str, tenant: TenantOpt) -> None:
 
 inbound.register(app)
 webhooks.register(inbound.replay_app)
+connectors.register(app, inbound.replay_app)
 
 
 def main(argv: list[str] | None = None) -> None:

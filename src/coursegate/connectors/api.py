@@ -5,16 +5,35 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from coursegate.connectors.repository import ConnectorRepository
-from coursegate.connectors.schemas import ConnectorCreate, ConnectorOut, ConnectorPatch
+from coursegate.connectors.schemas import (
+    AuthorizationOut,
+    ConnectorCreate,
+    ConnectorOut,
+    ConnectorPatch,
+    RejectOut,
+    RunOut,
+)
 from coursegate.connectors.service import ConnectorService
-from coursegate.kit.pagination import Page, PageRequest, build_page, cursor_text, page_request
-from coursegate.models import Connector
+from coursegate.kit.pagination import (
+    Page,
+    PageRequest,
+    build_page,
+    cursor_text,
+    cursor_uuid,
+    page_request,
+)
+from coursegate.models import Authorization, Connector, ConnectorReject, ConnectorRun
 from coursegate.web import ClockDep, CurrentPrincipal, Session
 
 router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
+authorizations_router = APIRouter(prefix="/v1/authorizations", tags=["connectors"])
 
 
-def connector_out(connector: Connector) -> ConnectorOut:
+def run_out(run: ConnectorRun) -> RunOut:
+    return RunOut.model_validate(run, from_attributes=True)
+
+
+def connector_out(connector: Connector, last_run: ConnectorRun | None = None) -> ConnectorOut:
     return ConnectorOut(
         id=connector.id,
         kind=connector.kind,
@@ -22,10 +41,15 @@ def connector_out(connector: Connector) -> ConnectorOut:
         config=connector.config,
         enabled=connector.enabled,
         watermark=connector.watermark,
-        last_run=None,
+        last_run=run_out(last_run) if last_run is not None else None,
         created_at=connector.created_at,
         updated_at=connector.updated_at,
     )
+
+
+async def with_last_run(session: Session, connector: Connector) -> ConnectorOut:
+    runs = await ConnectorRepository(session).last_runs(connector.tenant_id, [connector.id])
+    return connector_out(connector, runs.get(connector.id))
 
 
 def service(request: Request, session: Session, clock: ClockDep) -> ConnectorService:
@@ -45,7 +69,7 @@ Service = Depends(service)
 async def create_connector(
     body: ConnectorCreate, who: CurrentPrincipal, connectors: ConnectorService = Service
 ) -> ConnectorOut:
-    return connector_out(await connectors.create(who.tenant_id, body))
+    return connector_out(await connectors.create(who.tenant_id, body), None)
 
 
 @router.get("")
@@ -55,17 +79,24 @@ async def list_connectors(
     page: PageRequest = Depends(page_request),
     kind: str | None = Query(default=None, max_length=16),
 ) -> Page[ConnectorOut]:
-    rows = await ConnectorRepository(session).list(
+    repo = ConnectorRepository(session)
+    rows = await repo.list(
         who.tenant_id, after=cursor_text(page.after), limit=page.limit + 1, kind=kind
     )
-    return build_page(rows, page, lambda c: {"id": c.id}, connector_out)
+    last = await repo.last_runs(who.tenant_id, [c.id for c in rows])
+    return build_page(
+        rows, page, lambda c: {"id": c.id}, lambda c: connector_out(c, last.get(c.id))
+    )
 
 
 @router.get("/{connector_id}")
 async def get_connector(
-    connector_id: str, who: CurrentPrincipal, connectors: ConnectorService = Service
+    connector_id: str,
+    who: CurrentPrincipal,
+    session: Session,
+    connectors: ConnectorService = Service,
 ) -> ConnectorOut:
-    return connector_out(await connectors.get(who.tenant_id, connector_id))
+    return await with_last_run(session, await connectors.get(who.tenant_id, connector_id))
 
 
 @router.patch("/{connector_id}")
@@ -73,9 +104,75 @@ async def update_connector(
     connector_id: str,
     body: ConnectorPatch,
     who: CurrentPrincipal,
+    session: Session,
     connectors: ConnectorService = Service,
 ) -> ConnectorOut:
-    return connector_out(await connectors.update(who.tenant_id, connector_id, body))
+    updated = await connectors.update(who.tenant_id, connector_id, body)
+    return await with_last_run(session, updated)
+
+
+@router.get("/{connector_id}/runs")
+async def list_runs(
+    connector_id: str,
+    who: CurrentPrincipal,
+    session: Session,
+    page: PageRequest = Depends(page_request),
+    connectors: ConnectorService = Service,
+) -> Page[RunOut]:
+    """Newest first."""
+    await connectors.get(who.tenant_id, connector_id)
+    rows = await ConnectorRepository(session).runs(
+        who.tenant_id, connector_id, after=cursor_uuid(page.after), limit=page.limit + 1
+    )
+    return build_page(rows, page, lambda r: {"id": str(r.id)}, run_out)
+
+
+@router.get("/{connector_id}/rejects")
+async def list_rejects(
+    connector_id: str,
+    who: CurrentPrincipal,
+    session: Session,
+    page: PageRequest = Depends(page_request),
+    open_only: bool = Query(default=False, alias="open"),
+    connectors: ConnectorService = Service,
+) -> Page[RejectOut]:
+    """Oldest first; `open=true` leaves out the rejects a replay has taken."""
+    await connectors.get(who.tenant_id, connector_id)
+    rows = await ConnectorRepository(session).rejects(
+        who.tenant_id,
+        connector_id,
+        after=cursor_uuid(page.after),
+        limit=page.limit + 1,
+        open_only=open_only,
+    )
+    return build_page(rows, page, lambda r: {"id": str(r.id)}, reject_out)
+
+
+def reject_out(reject: ConnectorReject) -> RejectOut:
+    return RejectOut.model_validate(reject, from_attributes=True)
+
+
+def authorization_out(authorization: Authorization) -> AuthorizationOut:
+    return AuthorizationOut.model_validate(authorization, from_attributes=True)
+
+
+@authorizations_router.get("")
+async def list_authorizations(
+    who: CurrentPrincipal,
+    session: Session,
+    page: PageRequest = Depends(page_request),
+    connector: str | None = Query(default=None, max_length=63),
+    type_: str | None = Query(default=None, alias="type", max_length=128),
+) -> Page[AuthorizationOut]:
+    """What `datapass` connectors created, oldest first."""
+    rows = await ConnectorRepository(session).authorizations(
+        who.tenant_id,
+        after=cursor_uuid(page.after),
+        limit=page.limit + 1,
+        connector_id=connector,
+        type_=type_,
+    )
+    return build_page(rows, page, lambda a: {"id": str(a.id)}, authorization_out)
 
 
 @router.delete("/{connector_id}", status_code=204)

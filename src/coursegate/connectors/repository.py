@@ -1,13 +1,23 @@
-"""All SQL about connectors."""
+"""All SQL about connectors, their runs, rejects and the authorizations they create."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from coursegate.models import Connector, Course
+from coursegate.kit.sql import dialect_insert, dialect_of, insert_rows
+from coursegate.models import Authorization, Connector, ConnectorReject, ConnectorRun, Course
+from coursegate.models.base import table_of
+from coursegate.models.connectors import RUNNING
+
+_AUTHORIZATIONS = table_of(Authorization)
+_REJECTS = table_of(ConnectorReject)
+_RUNS = table_of(ConnectorRun)
 
 
 class ConnectorRepository:
@@ -25,6 +35,15 @@ class ConnectorRepository:
         await self.session.flush()
 
     async def delete(self, connector: Connector) -> None:
+        """The connector with its runs and rejects; the authorizations it created stay
+        (they are facts other systems were told about)."""
+        for table in (_RUNS, _REJECTS):
+            await self.session.execute(
+                table.delete().where(
+                    table.c.tenant_id == connector.tenant_id,
+                    table.c.connector_id == connector.id,
+                )
+            )
         await self.session.delete(connector)
         await self.session.flush()
 
@@ -38,6 +57,11 @@ class ConnectorRepository:
             stmt = stmt.where(Connector.id > after)
         return (await self.session.scalars(stmt.order_by(Connector.id).limit(limit))).all()
 
+    async def enabled(self) -> Sequence[Connector]:
+        """Every enabled connector of every tenant: what the scheduler looks at each minute."""
+        stmt = select(Connector).where(Connector.enabled.is_(True))
+        return (await self.session.scalars(stmt.order_by(Connector.tenant_id, Connector.id))).all()
+
     async def existing_course_ids(self, tenant_id: str, course_ids: Collection[str]) -> set[str]:
         """Which of these ids name a course of the tenant, in one query."""
         if not course_ids:
@@ -46,3 +70,179 @@ class ConnectorRepository:
             Course.tenant_id == tenant_id, Course.id.in_(list(course_ids))
         )
         return set((await self.session.scalars(stmt)).all())
+
+    async def advance_watermark(
+        self, tenant_id: str, connector_id: str, seen: datetime, now: datetime
+    ) -> None:
+        """Only forward: a run that saw nothing newer leaves it as it is."""
+        connector = await self.get(tenant_id, connector_id)
+        if connector is not None and (connector.watermark is None or seen > connector.watermark):
+            connector.watermark = seen
+            connector.updated_at = now
+            await self.session.flush()
+
+    # --- runs -------------------------------------------------------------------------
+
+    async def get_run(self, tenant_id: str, run_id: uuid.UUID) -> ConnectorRun | None:
+        return await self.session.get(ConnectorRun, (tenant_id, run_id))
+
+    async def abandon_stale(
+        self, tenant_id: str, connector_id: str, before: datetime, now: datetime
+    ) -> None:
+        """A `running` run whose heartbeat stopped before `before` died with its process."""
+        await self.session.execute(
+            update(_RUNS)
+            .where(
+                _RUNS.c.tenant_id == tenant_id,
+                _RUNS.c.connector_id == connector_id,
+                _RUNS.c.status == "running",
+                _RUNS.c.heartbeat_at < before,
+            )
+            .values(
+                status="failed",
+                ended_at=now,
+                error_class="abandoned",
+                message="the process running it stopped",
+            )
+        )
+
+    async def start_run(self, values: Mapping[str, Any]) -> bool:
+        """Insert a `running` run; False if one of the connector is already running."""
+        stmt = dialect_insert(dialect_of(self.session), _RUNS).values(dict(values))
+        stmt = stmt.on_conflict_do_nothing(
+            index_elements=["tenant_id", "connector_id"], index_where=RUNNING
+        ).returning(_RUNS.c.id)
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def update_run(
+        self, tenant_id: str, run_id: uuid.UUID, values: Mapping[str, Any]
+    ) -> None:
+        await self.session.execute(
+            update(_RUNS)
+            .where(_RUNS.c.tenant_id == tenant_id, _RUNS.c.id == run_id)
+            .values(dict(values))
+        )
+
+    async def runs(
+        self, tenant_id: str, connector_id: str, *, after: uuid.UUID | None, limit: int
+    ) -> Sequence[ConnectorRun]:
+        """Newest first."""
+        stmt = select(ConnectorRun).where(
+            ConnectorRun.tenant_id == tenant_id, ConnectorRun.connector_id == connector_id
+        )
+        if after is not None:
+            stmt = stmt.where(ConnectorRun.id < after)
+        return (
+            await self.session.scalars(stmt.order_by(ConnectorRun.id.desc()).limit(limit))
+        ).all()
+
+    async def last_runs(
+        self, tenant_id: str, connector_ids: Collection[str]
+    ) -> dict[str, ConnectorRun]:
+        """The newest run of each of these connectors, in one query."""
+        if not connector_ids:
+            return {}
+        newest = (
+            select(ConnectorRun.connector_id, ConnectorRun.id)
+            .where(
+                ConnectorRun.tenant_id == tenant_id,
+                ConnectorRun.connector_id.in_(list(connector_ids)),
+            )
+            .order_by(ConnectorRun.connector_id, ConnectorRun.id.desc())
+        )
+        found: dict[str, ConnectorRun] = {}
+        rows = (await self.session.execute(newest)).all()
+        latest: dict[str, uuid.UUID] = {}
+        for connector_id, run_id in rows:
+            latest.setdefault(connector_id, run_id)
+        if latest:
+            stmt = select(ConnectorRun).where(
+                ConnectorRun.tenant_id == tenant_id, ConnectorRun.id.in_(list(latest.values()))
+            )
+            for run in (await self.session.scalars(stmt)).all():
+                found[run.connector_id] = run
+        return found
+
+    # --- rejects ----------------------------------------------------------------------
+
+    async def add_rejects(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        await insert_rows(self.session, _REJECTS, rows)
+
+    def _rejects(self, tenant_id: str, connector_id: str) -> Select[Any]:
+        return select(ConnectorReject).where(
+            ConnectorReject.tenant_id == tenant_id, ConnectorReject.connector_id == connector_id
+        )
+
+    async def rejects(
+        self,
+        tenant_id: str,
+        connector_id: str,
+        *,
+        after: uuid.UUID | None,
+        limit: int,
+        open_only: bool = False,
+    ) -> Sequence[ConnectorReject]:
+        stmt = self._rejects(tenant_id, connector_id)
+        if open_only:
+            stmt = stmt.where(ConnectorReject.resolved_at.is_(None))
+        if after is not None:
+            stmt = stmt.where(ConnectorReject.id > after)
+        return (await self.session.scalars(stmt.order_by(ConnectorReject.id).limit(limit))).all()
+
+    async def mark_replayed(
+        self, tenant_id: str, reject_ids: Sequence[uuid.UUID], now: datetime, *, resolved: bool
+    ) -> None:
+        if not reject_ids:
+            return
+        values: dict[str, Any] = {"replayed_at": now}
+        if resolved:
+            values["resolved_at"] = now
+        await self.session.execute(
+            update(_REJECTS)
+            .where(_REJECTS.c.tenant_id == tenant_id, _REJECTS.c.id.in_(list(reject_ids)))
+            .values(values)
+        )
+
+    # --- authorizations ---------------------------------------------------------------
+
+    async def insert_authorizations(self, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+        """Insert-or-ignore on `(tenant, connector, external id)`; the external ids that
+        were new."""
+        if not rows:
+            return set()
+        stmt = dialect_insert(dialect_of(self.session), _AUTHORIZATIONS)
+        stmt = stmt.on_conflict_do_nothing(
+            index_elements=["tenant_id", "connector_id", "external_id"]
+        ).returning(_AUTHORIZATIONS.c.external_id)
+        result = await self.session.execute(stmt, [dict(row) for row in rows])
+        return set(result.scalars().all())
+
+    async def existing_external_ids(
+        self, tenant_id: str, connector_id: str, external_ids: Collection[str]
+    ) -> set[str]:
+        if not external_ids:
+            return set()
+        stmt = select(Authorization.external_id).where(
+            Authorization.tenant_id == tenant_id,
+            Authorization.connector_id == connector_id,
+            Authorization.external_id.in_(list(external_ids)),
+        )
+        return set((await self.session.scalars(stmt)).all())
+
+    async def authorizations(
+        self,
+        tenant_id: str,
+        *,
+        after: uuid.UUID | None,
+        limit: int,
+        connector_id: str | None = None,
+        type_: str | None = None,
+    ) -> Sequence[Authorization]:
+        stmt = select(Authorization).where(Authorization.tenant_id == tenant_id)
+        if connector_id is not None:
+            stmt = stmt.where(Authorization.connector_id == connector_id)
+        if type_ is not None:
+            stmt = stmt.where(Authorization.type == type_)
+        if after is not None:
+            stmt = stmt.where(Authorization.id > after)
+        return (await self.session.scalars(stmt.order_by(Authorization.id).limit(limit))).all()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
@@ -65,6 +67,38 @@ def check_cron(value: str) -> str:
         except ValueError:
             raise PydanticCustomError("invalid", message) from None
     return value
+
+
+def _cron_values(field: str, lowest: int, highest: int) -> set[int]:
+    values: set[int] = set()
+    for item in field.split(","):
+        if item == "*":
+            values.update(range(lowest, highest + 1))
+        elif item.startswith("*/"):
+            values.update(range(lowest, highest + 1, int(item[2:])))
+        else:
+            start, _, end = item.partition("-")
+            values.update(range(int(start), int(end or start) + 1))
+    return values
+
+
+def cron_matches(expression: str, at: datetime) -> bool:
+    """Whether a checked expression fires in this UTC minute. As in cron, when both the
+    day of month and the weekday are restricted (neither starts with `*`), either one
+    matching is enough; otherwise both must."""
+    fields = expression.split(" ")
+    minute, hour, day, month, weekday = (
+        _cron_values(field, lowest, highest)
+        for field, (lowest, highest) in zip(fields, _CRON_BOUNDS, strict=True)
+    )
+    at = at.astimezone(UTC)
+    day_hit = at.day in day
+    weekday_hit = (at.weekday() + 1) % 7 in weekday  # cron counts from Sunday = 0
+    if fields[2].startswith("*") or fields[4].startswith("*"):
+        days = day_hit and weekday_hit
+    else:
+        days = day_hit or weekday_hit
+    return at.minute in minute and at.hour in hour and at.month in month and days
 
 
 Schedule = Annotated[str, AfterValidator(check_cron)]
@@ -132,6 +166,24 @@ class ConnectorPatch(StrictInput):
         return value
 
 
+class RunOut(BaseModel):
+    id: uuid.UUID
+    connector_id: str
+    trigger: str
+    status: str
+    since: Instant | None
+    dry_run: bool
+    started_at: Instant
+    ended_at: Instant | None
+    pages: int
+    created: int
+    skipped: int
+    rejected: int
+    watermark: Instant | None
+    error_class: str | None
+    message: str | None
+
+
 class ConnectorOut(BaseModel):
     id: str
     kind: str
@@ -139,6 +191,29 @@ class ConnectorOut(BaseModel):
     config: dict[str, Any]
     enabled: bool
     watermark: Instant | None
-    last_run: None
+    last_run: RunOut | None
     created_at: Instant
     updated_at: Instant
+
+
+class RejectOut(BaseModel):
+    id: uuid.UUID
+    connector_id: str
+    run_id: uuid.UUID
+    external_id: str | None
+    reason: str
+    raw: Any
+    created_at: Instant
+    replayed_at: Instant | None
+    resolved_at: Instant | None
+
+
+class AuthorizationOut(BaseModel):
+    id: uuid.UUID
+    connector_id: str
+    external_id: str
+    type: str
+    validated_at: Instant | None
+    organisation: Any
+    data: Any
+    created_at: Instant

@@ -5,7 +5,7 @@ what Alembic compares the migrations against.
 """
 
 from coursegate.models.base import Base
-from coursegate.models.connectors import Connector
+from coursegate.models.connectors import Authorization, Connector, ConnectorReject, ConnectorRun
 from coursegate.models.courses import Course, CourseExternalId, Seat, SeatOrder
 from coursegate.models.enrollments import Enrollment, EnrollmentLock, ScheduledEvent
 from coursegate.models.inbound import (
@@ -25,9 +25,12 @@ from coursegate.models.webhooks import Delivery, DeliveryAttempt, OutboundEmail,
 
 __all__ = [
     "ApiKey",
+    "Authorization",
     "Base",
     "Completion",
     "Connector",
+    "ConnectorReject",
+    "ConnectorRun",
     "Course",
     "CourseExternalId",
     "Credit",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, String
+from sqlalchemy import Boolean, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from coursegate.models.base import Base, JsonDocument, tenant_column, tenant_owned
@@ -28,3 +29,89 @@ class Connector(Base):
     watermark: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+RUNNING = text("status = 'running'")
+
+
+class ConnectorRun(Base):
+    """One run of a connector, by its schedule or by hand. At most one `running` run per
+    connector (a partial unique index): that is the lock that keeps runs from
+    overlapping. `heartbeat_at` moves with every committed page, so a run whose
+    process died can be told from a slow one and taken over."""
+
+    __tablename__ = "connector_runs"
+    __table_args__ = (
+        tenant_owned(),
+        Index("ix_connector_runs_connector", "tenant_id", "connector_id", "id"),
+        Index(
+            "uq_connector_runs_running",
+            "tenant_id",
+            "connector_id",
+            unique=True,
+            postgresql_where=RUNNING,
+            sqlite_where=RUNNING,
+        ),
+    )
+
+    tenant_id: Mapped[str] = tenant_column()
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    connector_id: Mapped[str] = mapped_column(String(63))
+    trigger: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime | None]
+    dry_run: Mapped[bool] = mapped_column(Boolean)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    pages: Mapped[int] = mapped_column(Integer)
+    created: Mapped[int] = mapped_column(Integer)
+    skipped: Mapped[int] = mapped_column(Integer)
+    rejected: Mapped[int] = mapped_column(Integer)
+    watermark: Mapped[datetime | None]
+    error_class: Mapped[str | None] = mapped_column(String(32))
+    message: Mapped[str | None] = mapped_column(String(512))
+
+
+class ConnectorReject(Base):
+    """An entry a run could not take, kept whole with its reason until a replay takes it."""
+
+    __tablename__ = "connector_rejects"
+    __table_args__ = (
+        tenant_owned(),
+        Index("ix_connector_rejects_connector", "tenant_id", "connector_id", "id"),
+    )
+
+    tenant_id: Mapped[str] = tenant_column()
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    connector_id: Mapped[str] = mapped_column(String(63))
+    run_id: Mapped[uuid.UUID]
+    external_id: Mapped[str | None] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(String(256))
+    raw: Mapped[Any] = mapped_column(JsonDocument)
+    created_at: Mapped[datetime]
+    replayed_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+
+
+class Authorization(Base):
+    """A validated authorization request pulled from a DataPass partner: one per
+    `public_id` and connector, however often the partner lists it."""
+
+    __tablename__ = "authorizations"
+    __table_args__ = (
+        tenant_owned(),
+        Index(
+            "uq_authorizations_external", "tenant_id", "connector_id", "external_id", unique=True
+        ),
+    )
+
+    tenant_id: Mapped[str] = tenant_column()
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    connector_id: Mapped[str] = mapped_column(String(63))
+    external_id: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(128))
+    validated_at: Mapped[datetime | None]
+    organisation: Mapped[Any] = mapped_column(JsonDocument)
+    data: Mapped[Any] = mapped_column(JsonDocument)
+    created_at: Mapped[datetime]
