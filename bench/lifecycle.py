@@ -8,7 +8,8 @@ something went wrong: a due row not fired, or fired twice). In one run it:
 
 1. creates a fresh database `bench_lifecycle`, migrated, with one tenant and one active
    course with plenty of seats; the saga runs in this process on DBOS, with the fake
-   partners in a temporary directory, exactly as a request would run it;
+   partners in a temporary directory, exactly as a request would run it, and the
+   garbage collector is tuned as in the service's processes;
 2. enrollment creation with no pending rows: --batches assignments of 20 new students each
    through `Assigner` (the saga, to its confirm step that writes three lifecycle rows per
    enrollment); milliseconds per assignment;
@@ -44,6 +45,7 @@ from dbos import DBOS
 
 from common import machine, rss_mib, say
 from coursegate import durable, migrate
+from coursegate.app import tune_garbage_collector
 from coursegate.config import Settings, sync_database_url
 from coursegate.db import Database
 from coursegate.enrollments.adapters import adapters_from_settings
@@ -178,10 +180,10 @@ async def write_due(count: int) -> None:
             )
             INSERT INTO scheduled_events (tenant_id, enrollment_id, kind, due_at)
             SELECT $1, e.id,
-                   CASE WHEN row_number() OVER () % 5 = 0 THEN 'course_expired'
+                   CASE WHEN n % 5 = 0 THEN 'course_expired'
                         ELSE 'reminder_no_access_3_days' END,
-                   now() - interval '1 minute'
-            FROM e
+                   now() - interval '1 hour' + n * interval '10 milliseconds'
+            FROM (SELECT id, row_number() OVER () AS n FROM e) AS e
             """,
             TENANT,
             COURSE,
@@ -216,7 +218,8 @@ async def raw_claim(due: int) -> float:
         await conn.execute(
             "INSERT INTO scheduled_events (tenant_id, enrollment_id, kind, due_at)"
             " SELECT $1, gen_random_uuid(), 'reminder_no_access_3_days',"
-            " now() - interval '1 minute' FROM generate_series(1, $2)",
+            " now() - interval '1 hour' + g * interval '10 milliseconds'"
+            " FROM generate_series(1, $2) AS g",
             TENANT,
             due,
         )
@@ -254,6 +257,7 @@ async def run(args: argparse.Namespace) -> int:
             await setup(database, clock, seats=(args.batches * 2 + 3) * STUDENTS_PER_ASSIGN)
             adapters = adapters_from_settings(settings)
             await durable.launch(settings, database, durable.Role.API, clock, adapters)
+            tune_garbage_collector()  # as the service's processes do once started
             try:
                 assigner = Assigner(database, clock, credits=100, timeout_seconds=60)
                 await time_assignments(assigner, 3, "warm-up")

@@ -123,7 +123,7 @@ async def test_no_access_reminder_fires_once_when_due(
     assert event.data["enrollment_id"] == made["id"]
     assert event.data["course_id"] == desk.course
     assert event.data["person"]["id"] == made["person_id"]
-    assert {"namespace": "student_id", "value": "s0000"} in event.data["person"]["identifiers"]
+    assert event.data["person"]["identifiers"] == [{"namespace": "student_id", "value": "s0000"}]
     [email] = reminder_emails(stored, lifecycle.REMINDER_NO_ACCESS)
     assert email.to_address == "s0000@example.edu"
     assert email.subject == NO_ACCESS_SUBJECT

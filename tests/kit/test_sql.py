@@ -11,7 +11,7 @@ from sqlalchemy import select
 from coursegate.db import Database
 from coursegate.kit.clock import FrozenClock
 from coursegate.kit.sql import insert_rows
-from coursegate.models import Event
+from coursegate.models import Authorization, Event
 from coursegate.models.base import table_of
 from tests.conftest import create_tenant
 
@@ -69,3 +69,46 @@ async def test_no_rows_is_no_statement(database: Database, clock: FrozenClock) -
     async with database.transaction() as session:
         await insert_rows(session, EVENTS, [])
     assert await stored(database) == []
+
+
+async def test_conflicting_rows_are_left_out_and_the_new_ones_named(
+    database: Database, clock: FrozenClock
+) -> None:
+    await create_tenant(database, clock, "acme")
+    table = table_of(Authorization)
+
+    def authorization(external_id: str) -> dict[str, object]:
+        return {
+            "tenant_id": "acme",
+            "id": uuid.uuid4(),
+            "connector_id": "c",
+            "external_id": external_id,
+            "type": "t",
+            "validated_at": None,
+            "organisation": {"siret": external_id},
+            "data": None,
+            "created_at": clock.now(),
+        }
+
+    unique = ("tenant_id", "connector_id", "external_id")
+    async with database.transaction() as session:
+        first = await insert_rows(
+            session,
+            table,
+            [authorization("a"), authorization("b")],
+            skip_conflicts_on=unique,
+            returning="external_id",
+        )
+        second = await insert_rows(
+            session,
+            table,
+            [authorization("b"), authorization("c"), authorization("a")],
+            skip_conflicts_on=unique,
+            returning="external_id",
+        )
+    assert sorted(first) == ["a", "b"]
+    assert second == ["c"]
+    async with database.transaction() as session:
+        stored = (await session.scalars(select(Authorization))).all()
+    assert sorted(a.external_id for a in stored) == ["a", "b", "c"]
+    assert {a.external_id: a.organisation for a in stored}["c"] == {"siret": "c"}

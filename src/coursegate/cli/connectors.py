@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from coursegate.app import tune_garbage_collector
 from coursegate.cli.common import (
     JsonOpt,
     TenantOpt,
@@ -92,6 +93,7 @@ def pull(
             options = validated(PullOptions, {"since": since})
             async with database.transaction() as session:
                 await require_tenant(session, tenant)
+            tune_garbage_collector()  # a long run of many pages, as in the server
             runner = Runner(
                 database,
                 SystemClock(),

@@ -208,14 +208,14 @@ class ConnectorRepository:
     async def insert_authorizations(self, rows: Sequence[Mapping[str, Any]]) -> set[str]:
         """Insert-or-ignore on `(tenant, connector, external id)`; the external ids that
         were new."""
-        if not rows:
-            return set()
-        stmt = dialect_insert(dialect_of(self.session), _AUTHORIZATIONS)
-        stmt = stmt.on_conflict_do_nothing(
-            index_elements=["tenant_id", "connector_id", "external_id"]
-        ).returning(_AUTHORIZATIONS.c.external_id)
-        result = await self.session.execute(stmt, [dict(row) for row in rows])
-        return set(result.scalars().all())
+        created = await insert_rows(
+            self.session,
+            _AUTHORIZATIONS,
+            rows,
+            skip_conflicts_on=("tenant_id", "connector_id", "external_id"),
+            returning="external_id",
+        )
+        return set(created)
 
     async def existing_external_ids(
         self, tenant_id: str, connector_id: str, external_ids: Collection[str]

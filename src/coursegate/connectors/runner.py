@@ -5,10 +5,11 @@ The order of commits is the whole design (SPEC §4):
 1. the run is recorded as `running`, which takes the connector's lock (a
    partial unique index: a second run of the same connector is refused, and a
    run whose process died stops holding it once its heartbeat is an hour old);
-2. each page is written in its own transaction as it arrives, authorizations
-   by insert-or-ignore on their external id and rejects with their raw entry,
-   and the run's counters and heartbeat move with it, so memory stays one
-   page and a crash loses nothing committed;
+2. each page is written in its own transaction as it arrives (the next one is
+   fetched meanwhile), authorizations by insert-or-ignore on their external id
+   and rejects with their raw entry, and every two seconds the run's counters
+   and heartbeat move with a page, so memory holds two pages and a crash loses
+   nothing committed;
 3. only after the last page, in the run's last transaction, the watermark
    moves, and only forward: a run that fails anywhere leaves it untouched, and
    the re-run finds its earlier pages already written and creates nothing twice.
@@ -24,10 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,10 +54,15 @@ from coursegate.models import ConnectorRun
 
 log = structlog.get_logger(__name__)
 
+T = TypeVar("T")
+
 RUN_STALE_AFTER = timedelta(hours=1)
 """Longer than the worst page: five tries with 30 s timeouts and capped backoff or
 `Retry-After` waits. A run silent for longer than this died with its process."""
 MESSAGE_LENGTH = 512
+HEARTBEAT_EVERY = timedelta(seconds=2)
+"""How often a run writes its counters and heartbeat with a page: often enough for
+`GET …/runs` to show progress, not a statement on every page of a fast partner."""
 REPLAY_BATCH = 500
 
 
@@ -136,8 +142,36 @@ class _Counts:
         if page.newest is not None and (self.newest is None or page.newest > self.newest):
             self.newest = page.newest
 
+    def take(self, other: _Counts) -> None:
+        self.pages, self.created, self.skipped, self.rejected, self.newest = (
+            other.pages,
+            other.created,
+            other.skipped,
+            other.rejected,
+            other.newest,
+        )
+
     def progress(self) -> Progress:
         return Progress(self.pages, self.created, self.skipped, self.rejected)
+
+
+async def fetched_ahead(pages: AsyncIterator[T]) -> AsyncIterator[T]:
+    """Each page while the next is being fetched: the partner's latency hides behind the
+    commit of the page before, and memory holds two pages at most. A failure to fetch
+    the next page surfaces once the current one is committed."""
+    iterator = aiter(pages)
+    upcoming: asyncio.Future[T | None] = asyncio.ensure_future(anext(iterator, None))
+    try:
+        while (page := await upcoming) is not None:
+            upcoming = asyncio.ensure_future(anext(iterator, None))
+            yield page
+    finally:
+        # The consumer stopped early (a failure while writing): drop the fetch under way,
+        # or take note of its outcome so that it is not reported as never retrieved.
+        if not upcoming.done():
+            upcoming.cancel()
+        elif not upcoming.cancelled():
+            upcoming.exception()
 
 
 def source_for(kind: str, config: dict[str, Any]) -> DataPassSource:
@@ -288,17 +322,22 @@ class Runner:
             policy=self.policy,
             sleep=self.sleep,
         )
+        written_at = self.clock.now()
         async with client:
-            async for page in source.pages(client):
+            async for page in fetched_ahead(source.pages(client)):
                 sorted_page = source.sort(page, watermark)
+                grown = replace(counts)
                 async with self.database.transaction() as session:
                     created = await self._write(
                         session, tenant_id, connector_id, run_id, sorted_page, dry_run
                     )
-                    counts.add(sorted_page, created)
-                    await ConnectorRepository(session).update_run(
-                        tenant_id, run_id, self._counters(counts)
-                    )
+                    grown.add(sorted_page, created)
+                    if self.clock.now() - written_at >= HEARTBEAT_EVERY:
+                        written_at = self.clock.now()
+                        await ConnectorRepository(session).update_run(
+                            tenant_id, run_id, self._counters(grown)
+                        )
+                counts.take(grown)  # only what committed counts
                 if self.progress is not None:
                     self.progress(counts.progress())
         now = self.clock.now()

@@ -2,8 +2,8 @@
 
 `Sweeper.sweep_batch` takes up to a batch of due rows in one transaction:
 it deletes them (taking is deleting, so each fires once, and a failed
-transaction puts them back), loads their enrollments and people in two
-queries, applies every row, and writes the status changes, events and
+transaction puts them back), loads their enrollments with their people in one
+query, applies every row, and writes the status changes, events and
 emails in a handful of statements. Emails are only queued; the send queue
 sends them. Access and budgets of expired enrollments are released before
 the commit (idempotent calls, see `EnrollmentService`).
@@ -91,7 +91,6 @@ class Sweeper:
             (e.tenant_id, e.id): e
             for e in await repo.due_enrollments({(d.tenant_id, d.enrollment_id) for d in due})
         }
-        people = await repo.person_refs({(e.tenant_id, e.person_id) for e in enrollments.values()})
 
         events: dict[str, list[NewEvent]] = defaultdict(list)
         emails: list[QueuedEmail] = []
@@ -101,7 +100,7 @@ class Sweeper:
             enrollment = enrollments.get(key)
             if enrollment is None or not _applies(d.kind, enrollment):
                 continue
-            person = people[(d.tenant_id, enrollment.person_id)]
+            person = enrollment.person
             if d.kind in lifecycle.REMINDERS:
                 events[d.tenant_id].append(reminder_event(enrollment, person, d.kind))
                 if enrollment.email:

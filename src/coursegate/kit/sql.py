@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Table, insert
+from sqlalchemy import JSON, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,21 +44,31 @@ async def driver_connection(session: AsyncSession) -> Any:
 
 @cache
 def _unnest_insert(
-    table: Table, columns: tuple[str, ...]
+    table: Table,
+    columns: tuple[str, ...],
+    unique: tuple[str, ...],
+    returning: str | None,
+    positional: bool,
 ) -> tuple[str, list[Callable[[Any], Any]]]:
-    """`INSERT … SELECT * FROM unnest($1::type[], …)` and how each column's values are
-    passed (JSON as text, everything else as the driver takes it)."""
+    """`INSERT … SELECT * FROM unnest(…)` of one typed array per column, with
+    `ON CONFLICT (…) DO NOTHING` and `RETURNING` when asked, its parameters `$1…`
+    (the driver's) or `:c0…` (SQLAlchemy's); and how each column's values are passed
+    (JSON as text, everything else as the driver takes it)."""
     casts: list[str] = []
     converters: list[Callable[[Any], Any]] = []
-    for n, name in enumerate(columns, 1):
-        column_type = table.c[name].type
-        implementation = column_type.dialect_impl(_PG)
-        casts.append(f"${n}::{implementation.compile(dialect=_PG)}[]")
-        is_json = isinstance(implementation, JSON)
-        converters.append(json.dumps if is_json else _same)
-    # Names and types come from the table's definition, never from input.
+    for n, name in enumerate(columns):
+        implementation = table.c[name].type.dialect_impl(_PG)
+        parameter = f"${n + 1}" if positional else f":c{n}"
+        casts.append(f"CAST({parameter} AS {implementation.compile(dialect=_PG)}[])")
+        converters.append(json.dumps if isinstance(implementation, JSON) else _same)
+    # Names and types come from the table's definition and the caller's code, never
+    # from input.
     names = ", ".join(columns)
     sql = f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({', '.join(casts)})"  # noqa: S608
+    if unique:
+        sql += f" ON CONFLICT ({', '.join(unique)}) DO NOTHING"
+    if returning is not None:
+        sql += f" RETURNING {table.c[returning].name}"
     return sql, converters
 
 
@@ -67,24 +77,54 @@ def _same(value: Any) -> Any:
 
 
 async def insert_rows(
-    session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """Many rows, every one with the same keys, in one statement.
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    skip_conflicts_on: Sequence[str] = (),
+    returning: str | None = None,
+) -> list[Any]:
+    """Many rows, every one with the same keys, in one statement; with
+    `skip_conflicts_on` (the columns of a unique index) rows that would break it are
+    left out, and `returning` names a column whose values of the inserted rows come
+    back (in no particular order).
 
     On PostgreSQL one array per column and `unnest`: the server plans and runs one
     statement instead of one per row (SQLAlchemy's executemany), which more than
     halves the cost of writing a sweep's 500 events. Values must be what the
-    column's type would send (aware datetimes, UUIDs). SQLite takes executemany.
+    column's type would send (aware datetimes, UUIDs): the arrays go to the driver
+    as they are. Inside a begun transaction the statement goes to the driver
+    directly (measured 4 ms cheaper per 500 events than through SQLAlchemy); as the
+    transaction's first statement it goes through SQLAlchemy, which then begins the
+    transaction with it instead of in a round trip of its own. SQLite takes
+    executemany.
     """
     if not rows:
-        return
+        return []
     if dialect_of(session) != "postgresql":
-        await session.execute(insert(table), list(rows))
-        return
+        stmt = sqlite.insert(table)
+        if skip_conflicts_on:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(skip_conflicts_on))
+        if returning is None:
+            await session.execute(stmt, list(rows))
+            return []
+        result = await session.execute(stmt.returning(table.c[returning]), list(rows))
+        return list(result.scalars().all())
     columns = tuple(rows[0])
-    sql, converters = _unnest_insert(table, columns)
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    begun = driver is not None and driver.is_in_transaction()
+    sql, converters = _unnest_insert(
+        table, columns, tuple(skip_conflicts_on), returning, positional=begun
+    )
     arrays = [
         [convert(row[name]) for row in rows]
         for name, convert in zip(columns, converters, strict=True)
     ]
-    await (await driver_connection(session)).execute(sql, *arrays)
+    if begun:
+        assert driver is not None
+        records = await driver.fetch(sql, *arrays)
+        return [record[0] for record in records]
+    params = {f"c{n}": values for n, values in enumerate(arrays)}
+    result = await session.execute(text(sql), params)
+    return list(result.scalars().all()) if returning is not None else []
