@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -13,18 +12,13 @@ import pytest
 from sqlalchemy import select
 
 from coursegate.config import Settings
-from coursegate.connectors.schemas import ConnectorCreate
-from coursegate.connectors.service import ConnectorService
 from coursegate.db import Database
 from coursegate.kit.clock import FrozenClock
-from coursegate.kit.secrets import EnvSecretStore, SecretStores
-from coursegate.models import Authorization, ConnectorRun
+from coursegate.models import Authorization
 from tests.conftest import create_tenant
+from tests.connectors.conftest import SECRET_ENV, add_datapass_connector, running_run
 from tests.connectors.fake_partners import DataPassFake, Fault, datapass_entry
 from tests.test_cli_inbound import run_cli
-
-SECRET_ENV = "CG_TEST_CLI_DATAPASS_SECRET"
-DEFINITION = "api_particulier_cnous"
 
 
 @pytest.fixture
@@ -38,23 +32,7 @@ def fake() -> Iterator[DataPassFake]:
 async def connector(database: Database, clock: FrozenClock, fake: DataPassFake) -> str:
     await create_tenant(database, clock, "acme")
     await create_tenant(database, clock, "globex")
-    stores = SecretStores({"env": EnvSecretStore({SECRET_ENV: fake.client_secret})})
-    async with database.transaction() as session:
-        service = ConnectorService(session, clock, stores, allow_private=True)
-        body = ConnectorCreate.model_validate(
-            {
-                "id": "cnous",
-                "kind": "datapass",
-                "config": {
-                    "auth_url": fake.auth_url,
-                    "api_base_url": fake.api_base_url,
-                    "client_id": fake.client_id,
-                    "client_secret_ref": f"env:{SECRET_ENV}",
-                    "definition_id": DEFINITION,
-                },
-            }
-        )
-        await service.create("acme", body)
+    await add_datapass_connector(database, clock, fake)
     return "cnous"
 
 
@@ -147,27 +125,9 @@ async def test_a_connector_running_already_exits_2(
     settings: Settings, database: Database, clock: FrozenClock, fake: DataPassFake, connector: str
 ) -> None:
     async with database.transaction() as session:
-        session.add(
-            ConnectorRun(
-                tenant_id="acme",
-                id=uuid.uuid4(),
-                connector_id="cnous",
-                trigger="schedule",
-                status="running",
-                since=None,
-                dry_run=False,
-                started_at=clock.now(),
-                # The command runs on the real clock, so its heartbeat must look fresh
-                # then; a stale one would be taken over (see the runner tests).
-                heartbeat_at=clock.now() + timedelta(days=3650),
-                ended_at=None,
-                pages=0,
-                created=0,
-                skipped=0,
-                rejected=0,
-                watermark=None,
-            )
-        )
+        # The command runs on the real clock, so the heartbeat must look fresh then;
+        # a stale one would be taken over (see the runner tests).
+        session.add(running_run(clock.now(), clock.now() + timedelta(days=3650)))
     result = await asyncio.to_thread(pull, settings, fake, "pull", "cnous", "--tenant", "acme")
     assert result.returncode == 2
     assert result.stdout == ""

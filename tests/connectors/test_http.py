@@ -18,20 +18,11 @@ from coursegate.connectors.http import (
     TransientPartnerError,
     retry_after,
 )
+from tests.connectors.conftest import Sleeps
 from tests.connectors.fake_partners import DataPassFake, Fault, datapass_entry
 from tests.servers import free_port
 
 PAGE: dict[str, str | int] = {"state": "validated", "limit": 2, "offset": 0}
-
-
-class Sleeps:
-    """Records the waits instead of waiting."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture

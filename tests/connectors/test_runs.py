@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,63 +14,31 @@ import pytest
 from sqlalchemy import select
 
 from coursegate.connectors.runner import AlreadyRunning, Runner, RunResult
-from coursegate.connectors.schemas import ConnectorCreate
-from coursegate.connectors.service import ConnectorService
 from coursegate.db import Database
 from coursegate.kit.clock import FrozenClock
-from coursegate.kit.secrets import EnvSecretStore, SecretStores
 from coursegate.kit.timefmt import format_instant
 from coursegate.models import Authorization, Connector, ConnectorReject, ConnectorRun, Event
 from tests.conftest import create_tenant
+from tests.connectors.conftest import (
+    DEFINITION,
+    Sleeps,
+    add_datapass_connector,
+    partner_stores,
+    running_run,
+)
 from tests.connectors.fake_partners import ENTRY_BASE, DataPassFake, Fault, datapass_entry
-
-DEFINITION = "api_particulier_cnous"
-SECRET_ENV = "CG_TEST_DATAPASS_SECRET"
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-@pytest.fixture
-def fake() -> Iterator[DataPassFake]:
-    with DataPassFake() as partner:
-        yield partner
-
-
-def stores(fake: DataPassFake) -> SecretStores:
-    return SecretStores({"env": EnvSecretStore({SECRET_ENV: fake.client_secret})})
 
 
 @pytest.fixture
 async def connector(database: Database, clock: FrozenClock, fake: DataPassFake) -> str:
     await create_tenant(database, clock, "acme")
     await create_tenant(database, clock, "globex")
-    body = ConnectorCreate.model_validate(
-        {
-            "id": "cnous",
-            "kind": "datapass",
-            "config": {
-                "auth_url": fake.auth_url,
-                "api_base_url": fake.api_base_url,
-                "client_id": fake.client_id,
-                "client_secret_ref": f"env:{SECRET_ENV}",
-                "definition_id": DEFINITION,
-            },
-        }
-    )
-    async with database.transaction() as session:
-        service = ConnectorService(session, clock, stores(fake), allow_private=True)
-        await service.create("acme", body)
+    await add_datapass_connector(database, clock, fake)
     return "cnous"
 
 
 def runner(database: Database, clock: FrozenClock, fake: DataPassFake, sleeps: Sleeps) -> Runner:
-    return Runner(database, clock, stores(fake), allow_private=True, sleep=sleeps)
+    return Runner(database, clock, partner_stores(fake), allow_private=True, sleep=sleeps)
 
 
 async def pull(
@@ -266,25 +233,7 @@ async def test_a_run_whose_process_died_stops_holding_the_lock_after_an_hour(
 ) -> None:
     fake.entries = backlog(5)
     async with database.transaction() as session:
-        session.add(
-            ConnectorRun(
-                tenant_id="acme",
-                id=uuid.uuid4(),
-                connector_id="cnous",
-                trigger="schedule",
-                status="running",
-                since=None,
-                dry_run=False,
-                started_at=clock.now(),
-                heartbeat_at=clock.now(),
-                ended_at=None,
-                pages=0,
-                created=0,
-                skipped=0,
-                rejected=0,
-                watermark=None,
-            )
-        )
+        session.add(running_run(clock.now(), clock.now()))
     with pytest.raises(AlreadyRunning):
         await pull(database, clock, fake)
     clock.advance(timedelta(hours=1, seconds=1))
@@ -337,25 +286,7 @@ async def test_a_recovered_run_takes_its_own_run_over_and_a_finished_one_is_not_
     fake.entries = backlog(5)
     run_id = uuid.uuid4()
     async with database.transaction() as session:
-        session.add(
-            ConnectorRun(
-                tenant_id="acme",
-                id=run_id,
-                connector_id="cnous",
-                trigger="schedule",
-                status="running",
-                since=None,
-                dry_run=False,
-                started_at=clock.now(),
-                heartbeat_at=clock.now(),
-                ended_at=None,
-                pages=0,
-                created=0,
-                skipped=0,
-                rejected=0,
-                watermark=None,
-            )
-        )
+        session.add(running_run(clock.now(), clock.now(), run_id=run_id))
     sleeps = Sleeps()
     result = await runner(database, clock, fake, sleeps).run(
         "acme", "cnous", trigger="schedule", run_id=run_id

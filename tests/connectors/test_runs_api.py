@@ -3,61 +3,28 @@ rejects, and `GET /v1/authorizations`, each per tenant, paginated, refusing bad 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from coursegate.connectors.runner import Runner
-from coursegate.connectors.schemas import ConnectorCreate
-from coursegate.connectors.service import ConnectorService
 from coursegate.db import Database
 from coursegate.kit.clock import FrozenClock
-from coursegate.kit.secrets import EnvSecretStore, SecretStores
 from tests.conftest import bearer, create_tenant
+from tests.connectors.conftest import Sleeps, add_datapass_connector, partner_stores
 from tests.connectors.fake_partners import DataPassFake, Fault, datapass_entry
-
-SECRET_ENV = "CG_TEST_RUNS_API_SECRET"
-DEFINITION = "api_particulier_cnous"
-
-
-@pytest.fixture
-def fake() -> Iterator[DataPassFake]:
-    with DataPassFake() as partner:
-        yield partner
 
 
 @pytest.fixture
 async def keys(database: Database, clock: FrozenClock, fake: DataPassFake) -> dict[str, str]:
     made = {slug: await create_tenant(database, clock, slug) for slug in ("acme", "globex")}
-    stores = SecretStores({"env": EnvSecretStore({SECRET_ENV: fake.client_secret})})
-    async with database.transaction() as session:
-        service = ConnectorService(session, clock, stores, allow_private=True)
-        body = ConnectorCreate.model_validate(
-            {
-                "id": "cnous",
-                "kind": "datapass",
-                "config": {
-                    "auth_url": fake.auth_url,
-                    "api_base_url": fake.api_base_url,
-                    "client_id": fake.client_id,
-                    "client_secret_ref": f"env:{SECRET_ENV}",
-                    "definition_id": DEFINITION,
-                },
-            }
-        )
-        await service.create("acme", body)
+    await add_datapass_connector(database, clock, fake)
     return made
 
 
 async def pull(database: Database, clock: FrozenClock, fake: DataPassFake) -> Any:
-    stores = SecretStores({"env": EnvSecretStore({SECRET_ENV: fake.client_secret})})
-
-    async def no_wait(_: float) -> None:
-        return None
-
-    runner = Runner(database, clock, stores, allow_private=True, sleep=no_wait)
+    runner = Runner(database, clock, partner_stores(fake), allow_private=True, sleep=Sleeps())
     return await runner.run("acme", "cnous", trigger="manual")
 
 

@@ -18,18 +18,14 @@ from coursegate.connectors.schedule import (
     connector_ticks,
     pull_workflow_id,
 )
-from coursegate.connectors.schemas import ConnectorCreate, check_cron, cron_matches
-from coursegate.connectors.service import ConnectorService
+from coursegate.connectors.schemas import check_cron, cron_matches
 from coursegate.db import Database
 from coursegate.enrollments.adapters import adapters_from_settings
 from coursegate.kit.clock import FrozenClock
-from coursegate.kit.secrets import default_stores
 from coursegate.models import Authorization, Connector, ConnectorRun
 from tests.conftest import create_tenant
+from tests.connectors.conftest import SECRET_ENV, add_datapass_connector
 from tests.connectors.fake_partners import DataPassFake, datapass_entry
-
-SECRET_ENV = "CG_TEST_SCHEDULED_SECRET"
-DEFINITION = "api_particulier_cnous"
 
 
 @pytest.mark.parametrize(
@@ -76,24 +72,10 @@ async def launched(
 ) -> AsyncIterator[Settings]:
     allowed = settings.model_copy(update={"allow_private_webhook_targets": True})
     await create_tenant(database, clock, "acme")
-    async with database.transaction() as session:
-        service = ConnectorService(session, clock, default_stores(), allow_private=True)
-        for connector_id, schedule in (("cnous", "0 1 * * *"), ("hourly", "0 * * * *")):
-            body = ConnectorCreate.model_validate(
-                {
-                    "id": connector_id,
-                    "kind": "datapass",
-                    "schedule": schedule,
-                    "config": {
-                        "auth_url": fake.auth_url,
-                        "api_base_url": fake.api_base_url,
-                        "client_id": fake.client_id,
-                        "client_secret_ref": f"env:{SECRET_ENV}",
-                        "definition_id": DEFINITION,
-                    },
-                }
-            )
-            await service.create("acme", body)
+    for connector_id, schedule in (("cnous", "0 1 * * *"), ("hourly", "0 * * * *")):
+        await add_datapass_connector(
+            database, clock, fake, connector_id=connector_id, schedule=schedule
+        )
     await durable.launch(
         allowed, database, durable.Role.API, clock, adapters_from_settings(allowed)
     )

@@ -29,6 +29,7 @@ from coursegate.cli.common import (
     run_db,
     validated,
 )
+from coursegate.config import Settings
 from coursegate.connectors import runner as runs
 from coursegate.connectors.http import RetryPolicy
 from coursegate.connectors.runner import AlreadyRunning, ReplayResult, Runner, RunResult
@@ -73,6 +74,19 @@ def progress_bar(connector: str) -> Iterator[Callable[[runs.Progress], None] | N
         yield update
 
 
+def runner(
+    settings: Settings, database: Database, progress: Callable[[runs.Progress], None] | None = None
+) -> Runner:
+    return Runner(
+        database,
+        SystemClock(),
+        default_stores(),
+        allow_private=settings.allow_private_webhook_targets,
+        policy=RetryPolicy.of(settings),
+        progress=progress,
+    )
+
+
 def pull(
     connector: Annotated[str, typer.Argument(help="the connector's id")],
     tenant: TenantOpt,
@@ -94,16 +108,8 @@ def pull(
             async with database.transaction() as session:
                 await require_tenant(session, tenant)
             tune_garbage_collector()  # a long run of many pages, as in the server
-            runner = Runner(
-                database,
-                SystemClock(),
-                default_stores(),
-                allow_private=settings.allow_private_webhook_targets,
-                policy=RetryPolicy.of(settings),
-                progress=progress,
-            )
             try:
-                return await runner.run(
+                return await runner(settings, database, progress).run(
                     tenant, connector, trigger="manual", since=options.since, dry_run=dry_run
                 )
             except AlreadyRunning:
@@ -129,14 +135,7 @@ def replay_rejects(
     async def work(database: Database) -> ReplayResult:
         async with database.transaction() as session:
             await require_tenant(session, tenant)
-        runner = Runner(
-            database,
-            SystemClock(),
-            default_stores(),
-            allow_private=settings.allow_private_webhook_targets,
-            policy=RetryPolicy.of(settings),
-        )
-        return await runner.replay_rejects(tenant, connector)
+        return await runner(settings, database).replay_rejects(tenant, connector)
 
     result = run_db(settings, work)
     counts = {
