@@ -161,7 +161,6 @@ class PartnerClient:
             follow_redirects=False,
         )
         self._oauth.register_compliance_hook("access_token_response", self._token_response)
-        self.tokens_fetched = 0
 
     async def __aenter__(self) -> PartnerClient:
         return self
@@ -182,7 +181,7 @@ class PartnerClient:
             except TransientPartnerError as exc:
                 if attempt >= self.policy.tries:
                     raise
-                wait = exc.retry_after if exc.retry_after is not None else None
+                wait = exc.retry_after
                 await self._sleep(wait if wait is not None else self.policy.delay(attempt))
                 attempt += 1
 
@@ -224,7 +223,6 @@ class PartnerClient:
             raise PermanentPartnerError(
                 "invalid_response", "the token endpoint answered without a usable token"
             ) from None
-        self.tokens_fetched += 1
 
     def _token_response(self, response: httpx.Response) -> httpx.Response:
         if not response.is_success:
