@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.kit.sql import dialect_insert, dialect_of, insert_rows
@@ -168,11 +168,6 @@ class ConnectorRepository:
     async def add_rejects(self, rows: Sequence[Mapping[str, Any]]) -> None:
         await insert_rows(self.session, _REJECTS, rows)
 
-    def _rejects(self, tenant_id: str, connector_id: str) -> Select[Any]:
-        return select(ConnectorReject).where(
-            ConnectorReject.tenant_id == tenant_id, ConnectorReject.connector_id == connector_id
-        )
-
     async def rejects(
         self,
         tenant_id: str,
@@ -182,7 +177,9 @@ class ConnectorRepository:
         limit: int,
         open_only: bool = False,
     ) -> Sequence[ConnectorReject]:
-        stmt = self._rejects(tenant_id, connector_id)
+        stmt = select(ConnectorReject).where(
+            ConnectorReject.tenant_id == tenant_id, ConnectorReject.connector_id == connector_id
+        )
         if open_only:
             stmt = stmt.where(ConnectorReject.resolved_at.is_(None))
         if after is not None:

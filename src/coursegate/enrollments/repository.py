@@ -58,7 +58,7 @@ class DueEvent:
 
 
 def _person_ref(person_id: uuid.UUID, pairs: Sequence[Sequence[str]] | None) -> PersonRef:
-    """Identifiers sorted as `person_refs` sorts them: the aggregate has no order."""
+    """Identifiers sorted as `learners` sorts them: the aggregate has no order."""
     return PersonRef(person_id, tuple(sorted((ns, value) for ns, value in pairs or ())))
 
 
@@ -487,33 +487,17 @@ class EnrollmentRepository:
                 )
             )
         ).all()
-        refs = await self.person_refs({(tenant_id, pid) for pid in ids})
-        return {pid: Learner(refs[(tenant_id, pid)], name, email) for pid, name, email in people}
-
-    async def person_refs(
-        self, keys: Iterable[tuple[str, uuid.UUID]]
-    ) -> dict[tuple[str, uuid.UUID], PersonRef]:
-        """Each person with all their identifiers (as events name people), in one query
-        for any number of tenants."""
-        wanted = set(keys)
-        identifiers: dict[tuple[str, uuid.UUID], list[tuple[str, str]]] = {k: [] for k in wanted}
-        if not wanted:
-            return {}
-        i = PersonIdentifier
+        identifiers: dict[uuid.UUID, list[tuple[str, str]]] = {i: [] for i in ids}
         rows = await self.session.execute(
-            select(i.tenant_id, i.person_id, i.namespace, i.value)
-            .where(
-                i.tenant_id.in_({tenant for tenant, _ in wanted}),
-                i.person_id.in_([person_id for _, person_id in wanted]),
-            )
-            .order_by(i.namespace, i.value)
+            select(PersonIdentifier.person_id, PersonIdentifier.namespace, PersonIdentifier.value)
+            .where(PersonIdentifier.tenant_id == tenant_id, PersonIdentifier.person_id.in_(ids))
+            .order_by(PersonIdentifier.namespace, PersonIdentifier.value)
         )
-        for tenant_id, person_id, namespace, value in rows.all():
-            if (tenant_id, person_id) in wanted:
-                identifiers[(tenant_id, person_id)].append((namespace, value))
+        for person_id, namespace, value in rows.all():
+            identifiers[person_id].append((namespace, value))
         return {
-            (tenant_id, pid): PersonRef(pid, tuple(found))
-            for (tenant_id, pid), found in identifiers.items()
+            pid: Learner(PersonRef(pid, tuple(identifiers[pid])), name, email)
+            for pid, name, email in people
         }
 
     # --- scheduled lifecycle events -------------------------------------------

@@ -34,11 +34,16 @@ async def driver_connection(session: AsyncSession) -> Any:
     before any other would run outside the transaction and survive its rollback.
     So when none has begun yet, a trivial statement goes through SQLAlchemy first.
     """
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None
+    driver = await _driver(session)
     if not driver.is_in_transaction():
-        await connection.exec_driver_sql("SELECT 1")
+        await (await session.connection()).exec_driver_sql("SELECT 1")
+    return driver
+
+
+async def _driver(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, whether or not its transaction began."""
+    driver = (await (await session.connection()).get_raw_connection()).driver_connection
+    assert driver is not None
     return driver
 
 
@@ -111,9 +116,8 @@ async def insert_rows(
         result = await session.execute(stmt.returning(table.c[returning]), list(rows))
         return list(result.scalars().all())
     columns = tuple(rows[0])
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    begun = driver is not None and driver.is_in_transaction()
+    driver = await _driver(session)
+    begun: bool = driver.is_in_transaction()
     sql, converters = _unnest_insert(
         table, columns, tuple(skip_conflicts_on), returning, positional=begun
     )
@@ -122,7 +126,6 @@ async def insert_rows(
         for name, convert in zip(columns, converters, strict=True)
     ]
     if begun:
-        assert driver is not None
         records = await driver.fetch(sql, *arrays)
         return [record[0] for record in records]
     params = {f"c{n}": values for n, values in enumerate(arrays)}
