@@ -42,6 +42,7 @@ from coursegate.connectors.runner import Progress, Runner
 from coursegate.connectors.schemas import ConnectorCreate
 from coursegate.connectors.service import ConnectorService
 from coursegate.db import Database
+from coursegate.enrollments.adapters import Adapters
 from coursegate.kit.clock import SystemClock
 from coursegate.kit.secrets import EnvSecretStore, SecretStores
 from coursegate.tenancy.service import TenancyService
@@ -91,7 +92,9 @@ async def pull(database: Database, label: str) -> tuple[float, list[float], int,
             samples.append(rss_mib(os.getpid()))
 
     stores = SecretStores({"env": EnvSecretStore({"BENCH_SECRET": SECRET})})
-    runner = Runner(database, SystemClock(), stores, allow_private=True, progress=sample)
+    runner = Runner(
+        database, SystemClock(), stores, Adapters.inert(), allow_private=True, progress=sample
+    )
     start = time.perf_counter()
     result = await runner.run(TENANT, CONNECTOR, trigger="manual")
     elapsed = time.perf_counter() - start

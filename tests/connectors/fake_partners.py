@@ -1,9 +1,12 @@
-"""A fake DataPass partner served over real HTTP on loopback, for the pull connector's tests.
+"""Fake rostering partners served over real HTTP on loopback, for the connectors' tests.
 
-It runs uvicorn in a background thread with its own event loop, so sync tests, async tests
-and a `coursegate` subprocess all reach it the same way: through a socket, with the real
-OAuth2 client and HTTP stack. Scripted faults (status, Retry-After, delay) and a partner that
-breaks mid-pagination let tests drive the connector's error handling without mocks.
+`DataPassFake` is the DataPass API (a token endpoint and one paged list); `OneRosterFake` is a
+OneRoster 1.2 rostering service (users, classes and enrollments, paged by limit/offset with
+`X-Total-Count` and `Link`, filtered on `dateLastModified`). Each runs uvicorn in a background
+thread with its own event loop, so sync tests, async tests and a `coursegate` subprocess all
+reach it the same way: through a socket, with the real OAuth2 client and HTTP stack. Scripted
+faults (status, Retry-After, delay) and a partner that breaks mid-pagination let tests drive
+the connectors' error handling without mocks.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import operator
 import re
 import secrets
 import socket
@@ -19,24 +23,33 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
+from functools import partial
 from types import TracebackType
-from typing import Any, Final, Literal
-from urllib.parse import parse_qsl, unquote_plus
+from typing import Any, ClassVar, Final, Literal, Self
+from urllib.parse import parse_qsl, quote, unquote_plus, urlencode
 
 import httpx
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-Route = Literal["token", "list"]
+Route = Literal["token", "list", "users", "classes", "enrollments"]
+"""DataPass answers on "token" and "list"; OneRoster on "token" and its three collections."""
 ENTRY_BASE: Final = datetime(2026, 6, 1, 9, 0, 0, tzinfo=UTC)
 """`datapass_entry(n)` is validated at this instant plus n minutes."""
+ROSTER_BASE: Final = datetime(2026, 8, 1, 7, 0, tzinfo=UTC)
+"""OneRoster records numbered n were last modified at this instant plus n minutes."""
 _FORM: Final = "application/x-www-form-urlencoded"
+_TOKEN_PATH: Final = "/oauth/token"
+_BEARER_CHALLENGE: Final = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 _INTEGER: Final = re.compile(r"[0-9]{1,9}")
 _ENTRY_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://datapass.example/fake")
+
+_Answer = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass
@@ -60,20 +73,21 @@ class Recorded:
     status: int = 0
 
 
-class DataPassFake:
-    """The DataPass API as the connector sees it: a token endpoint and a paged list.
+class _PartnerFake:
+    """What every fake partner shares: the server thread, OAuth2 client credentials, faults.
 
-    Tests change `entries`, `faults`, `fail_from_offset` or revoke tokens at any time; the
-    server thread reads them on every request.
+    Tests change `faults` or revoke tokens at any time; the server thread reads them on every
+    request.
     """
 
-    def __init__(self) -> None:
+    _realm: ClassVar[str]
+    """Names the server thread and the Basic challenge, so a failing test says which fake."""
+
+    def __init__(self, routes: tuple[Route, ...]) -> None:
         self.client_id = "coursegate"
         self.client_secret = secrets.token_urlsafe(32)
         self.token_lifetime = 3600
-        self.entries: list[dict[str, Any]] = []
-        self.faults: dict[str, deque[Fault]] = {"token": deque(), "list": deque()}
-        self.fail_from_offset: int | None = None
+        self.faults: dict[str, deque[Fault]] = {route: deque() for route in ("token", *routes)}
         self.requests: list[Recorded] = []
         self.tokens_issued: list[str] = []
         self.port = 0
@@ -84,21 +98,14 @@ class DataPassFake:
         self._crash: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
-        self.app = self._build_app()
+        self.app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+        self.app.add_api_route(_TOKEN_PATH, self._token, methods=["POST"])
 
     # -- lifecycle -------------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def auth_url(self) -> str:
-        return f"{self.base_url}/oauth/token"
-
-    @property
-    def api_base_url(self) -> str:
-        return f"{self.base_url}/api"
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Serves in a daemon thread; returns once the port answers HTTP."""
@@ -128,7 +135,10 @@ class DataPassFake:
         self._loop = self._wake = None
         self._crash = None
         self._thread = threading.Thread(
-            target=self._serve, args=(server, sock), name=f"datapass-fake-{self.port}", daemon=True
+            target=self._serve,
+            args=(server, sock),
+            name=f"{self._realm}-fake-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         deadline = time.monotonic() + timeout_s
@@ -164,7 +174,7 @@ class DataPassFake:
             self._socket.close()
         self._server = self._thread = self._socket = None
 
-    def __enter__(self) -> DataPassFake:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -185,19 +195,14 @@ class DataPassFake:
     # -- behaviour -------------------------------------------------------------------------
 
     def revoke_tokens(self) -> None:
-        """Every token issued so far stops working: the next list call answers 401."""
+        """Every token issued so far stops working: the next API call answers 401."""
         self._valid_tokens.clear()
 
     def at(self, route: Route) -> list[Recorded]:
         return [r for r in self.requests if r.route == route]
 
-    def _build_app(self) -> FastAPI:
-        app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-        app.add_api_route("/oauth/token", self._token, methods=["POST"])
-        app.add_api_route("/api/authorization_requests", self._list, methods=["GET"])
-        return app
-
-    async def _arrive(self, route: Route, request: Request) -> tuple[Recorded, Response | None]:
+    async def _respond(self, route: Route, request: Request, answer: _Answer) -> Response:
+        """Every route passes here, so recording and scripted faults work alike on all of them."""
         recorded = Recorded(
             route=route,
             query=dict(request.query_params),
@@ -205,18 +210,20 @@ class DataPassFake:
         )
         self.requests.append(recorded)
         queue = self.faults.get(route)
-        if not queue:
-            return recorded, None
-        fault = queue.popleft()
-        await self._sleep(fault.delay)
-        headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
-        reply = Response(
-            content=fault.body,
-            status_code=fault.status,
-            headers=headers,
-            media_type="application/json",
-        )
-        return recorded, reply
+        if queue:
+            fault = queue.popleft()
+            await self._sleep(fault.delay)
+            headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
+            reply = Response(
+                content=fault.body,
+                status_code=fault.status,
+                headers=headers,
+                media_type="application/json",
+            )
+        else:
+            reply = await answer(request)
+        recorded.status = reply.status_code
+        return reply
 
     async def _sleep(self, seconds: float) -> None:
         # Cut short by stop(), which need not wait for a long scripted delay.
@@ -226,12 +233,12 @@ class DataPassFake:
             async with asyncio.timeout(seconds):
                 await self._wake.wait()
 
+    def _bearer_is_live(self, request: Request) -> bool:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and token.strip() in self._valid_tokens
+
     async def _token(self, request: Request) -> Response:
-        recorded, reply = await self._arrive("token", request)
-        if reply is None:
-            reply = await self._issue(request)
-        recorded.status = reply.status_code
-        return reply
+        return await self._respond("token", request, self._issue)
 
     async def _issue(self, request: Request) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -251,7 +258,8 @@ class DataPassFake:
             and secrets.compare_digest(client_id.encode(), self.client_id.encode())
             and secrets.compare_digest(client_secret.encode(), self.client_secret.encode())
         ):
-            return _error(401, "invalid_client", {"WWW-Authenticate": 'Basic realm="datapass"'})
+            challenge = {"WWW-Authenticate": f'Basic realm="{self._realm}"'}
+            return _error(401, "invalid_client", challenge)
         token = secrets.token_urlsafe(32)
         self.tokens_issued.append(token)
         self._valid_tokens.add(token)
@@ -260,19 +268,36 @@ class DataPassFake:
             headers={"Cache-Control": "no-store"},
         )
 
-    async def _list(self, request: Request) -> Response:
-        recorded, reply = await self._arrive("list", request)
-        if reply is None:
-            reply = self._page(request)
-        recorded.status = reply.status_code
-        return reply
 
-    def _page(self, request: Request) -> Response:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or token.strip() not in self._valid_tokens:
-            return _error(
-                401, "invalid_token", {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-            )
+class DataPassFake(_PartnerFake):
+    """The DataPass API as the connector sees it: a token endpoint and a paged list.
+
+    Tests change `entries`, `faults`, `fail_from_offset` or revoke tokens at any time; the
+    server thread reads them on every request.
+    """
+
+    _realm = "datapass"
+
+    def __init__(self) -> None:
+        super().__init__(("list",))
+        self.entries: list[dict[str, Any]] = []
+        self.fail_from_offset: int | None = None
+        self.app.add_api_route("/api/authorization_requests", self._list, methods=["GET"])
+
+    @property
+    def auth_url(self) -> str:
+        return f"{self.base_url}{_TOKEN_PATH}"
+
+    @property
+    def api_base_url(self) -> str:
+        return f"{self.base_url}/api"
+
+    async def _list(self, request: Request) -> Response:
+        return await self._respond("list", request, self._page)
+
+    async def _page(self, request: Request) -> Response:
+        if not self._bearer_is_live(request):
+            return _error(401, "invalid_token", _BEARER_CHALLENGE)
         query = request.query_params
         if query.get("state") != "validated":
             return _error(400, "invalid_state")
@@ -288,8 +313,167 @@ class DataPassFake:
         return JSONResponse(validated[offset : offset + limit])
 
 
+_Collection = Literal["users", "classes", "enrollments"]
+_COLLECTIONS: Final[tuple[_Collection, ...]] = ("users", "classes", "enrollments")
+_ONEROSTER_PATH: Final = "/ims/oneroster/rostering/v1p2"
+_FILTER: Final = re.compile(r"dateLastModified(>=|<=|>|<|=)'([^']*)'")
+_RFC3339: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+_COMPARISONS: Final[dict[str, Callable[[datetime, datetime], bool]]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "=": operator.eq,
+}
+
+
+class OneRosterFake(_PartnerFake):
+    """OneRoster 1.2 rostering as a connector sees it: a token endpoint and three collections.
+
+    Paths, paging headers, filter syntax and error bodies follow 1EdTech's OpenAPI binding,
+    so a connector written against the spec needs nothing special here. Tests change the
+    collections, `faults` and `fail_from_offset` or revoke tokens at any time; the server
+    thread reads them on every request.
+    """
+
+    _realm = "oneroster"
+
+    def __init__(self) -> None:
+        super().__init__(_COLLECTIONS)
+        self.users: list[dict[str, Any]] = []
+        self.classes: list[dict[str, Any]] = []
+        self.enrollments: list[dict[str, Any]] = []
+        self.fail_from_offset: dict[str, int] = {}
+        """Collection -> the offset from which that collection answers 500."""
+        for collection in _COLLECTIONS:
+            self.app.add_api_route(
+                f"{_ONEROSTER_PATH}/{collection}", self._collection(collection), methods=["GET"]
+            )
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.base_url}{_TOKEN_PATH}"
+
+    @property
+    def api_base_url(self) -> str:
+        return f"{self.base_url}{_ONEROSTER_PATH}"
+
+    def _records(self, collection: _Collection) -> list[dict[str, Any]]:
+        # Looked up per request: tests may rebind the lists, not only mutate them.
+        match collection:
+            case "users":
+                return self.users
+            case "classes":
+                return self.classes
+            case "enrollments":
+                return self.enrollments
+
+    def _collection(self, collection: _Collection) -> _Answer:
+        async def endpoint(request: Request) -> Response:
+            return await self._respond(collection, request, partial(self._page, collection))
+
+        return endpoint
+
+    async def _page(self, collection: _Collection, request: Request) -> Response:
+        if not self._bearer_is_live(request):
+            return _imsx_error(401, "unauthorisedrequest", "unknown or revoked bearer token")
+        query = request.query_params
+        limit = _integer(query.get("limit"), default=100)
+        offset = _integer(query.get("offset"), default=0)
+        if limit is None or not 1 <= limit <= 1000:
+            return _imsx_error(400, "invaliddata", "limit must be an integer from 1 to 1000")
+        if offset is None:
+            return _imsx_error(400, "invaliddata", "offset must be a non-negative integer")
+        records = self._records(collection)
+        filter_ = query.get("filter")
+        if filter_ is not None:
+            keep = _modified_filter(filter_)
+            if keep is None:
+                return _imsx_error(
+                    400,
+                    "invalid_filter_field",
+                    "only dateLastModified compared (>, >=, <, <=, =) to an RFC 3339 instant",
+                )
+            records = [r for r in records if keep(r)]
+        failing_from = self.fail_from_offset.get(collection)
+        if failing_from is not None and offset >= failing_from:
+            return _imsx_error(500, "internal_server_error", "the partner failed")
+        total = len(records)
+        links = []
+        if offset + limit < total:
+            links.append(
+                f'<{self._page_url(collection, limit, offset + limit, filter_)}>; rel="next"'
+            )
+        last = (total - 1) // limit * limit if total else 0
+        links.append(f'<{self._page_url(collection, limit, last, filter_)}>; rel="last"')
+        return JSONResponse(
+            {collection: records[offset : offset + limit]},
+            headers={"X-Total-Count": str(total), "Link": ", ".join(links)},
+        )
+
+    def _page_url(
+        self, collection: _Collection, limit: int, offset: int, filter_: str | None
+    ) -> str:
+        params: dict[str, str | int] = {"limit": limit, "offset": offset}
+        if filter_ is not None:
+            params["filter"] = filter_
+        return f"{self.api_base_url}/{collection}?{urlencode(params, quote_via=quote)}"
+
+
 def _error(status: int, error: str, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+def _imsx_error(status: int, code_minor: str, description: str) -> Response:
+    """The imsx_StatusInfo body every OneRoster failure carries, which clients branch on."""
+    body = {
+        "imsx_codeMajor": "failure",
+        "imsx_severity": "error",
+        "imsx_description": description,
+        "imsx_CodeMinor": {
+            "imsx_codeMinorField": [
+                {
+                    "imsx_codeMinorFieldName": "TargetEndSystem",
+                    "imsx_codeMinorFieldValue": code_minor,
+                }
+            ]
+        },
+    }
+    headers = _BEARER_CHALLENGE if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _instant(text: object) -> datetime | None:
+    """An aware datetime, or None: a naive one cannot be ordered against the filter's."""
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _modified_filter(filter_: str) -> Callable[[dict[str, Any]], bool] | None:
+    """The record predicate of a `dateLastModified` filter, None for any other filter.
+
+    Instants are compared, not strings, so a client may send any offset or precision.
+    """
+    match = _FILTER.fullmatch(filter_)
+    if match is None or _RFC3339.fullmatch(match[2]) is None:
+        return None
+    bound = _instant(match[2])
+    if bound is None:
+        return None
+    compare = _COMPARISONS[match[1]]
+
+    def keep(record: dict[str, Any]) -> bool:
+        modified = _instant(record.get("dateLastModified"))
+        return modified is not None and compare(modified, bound)
+
+    return keep
 
 
 def _integer(value: str | None, *, default: int) -> int | None:
@@ -314,7 +498,7 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     return unquote_plus(client_id), unquote_plus(client_secret)
 
 
-# -- entries ---------------------------------------------------------------------------------
+# -- records ---------------------------------------------------------------------------------
 
 
 class _Default(Enum):
@@ -372,4 +556,113 @@ def datapass_entry(
             "siret": f"{13002526500000 + n:014d}",
             "name": f"Université de test n°{n}",
         },
+    }
+
+
+_ROSTER_HREF: Final = f"https://sis.school.example{_ONEROSTER_PATH}"
+"""Records are built without a running fake, so their hrefs point at a fixed partner host."""
+_GIVEN_NAMES: Final = ("Ada", "Bastien", "Chloé", "Dmitri", "Emeka", "Fatou", "Grace")
+_FAMILY_NAMES: Final = ("Okafor", "Lindqvist", "Moreau", "Tanaka", "Haddad", "Novak")
+
+
+def _modified(modified: datetime | None, default: datetime) -> str:
+    if modified is None:
+        return _iso(default)
+    if modified.tzinfo is None:
+        raise ValueError("modified must be timezone-aware")
+    return _iso(modified)
+
+
+def _ref(kind: str, collection: str, sourced_id: str) -> dict[str, str]:
+    return {
+        "href": f"{_ROSTER_HREF}/{collection}/{sourced_id}",
+        "sourcedId": sourced_id,
+        "type": kind,
+    }
+
+
+def oneroster_user(
+    n: int,
+    *,
+    role: str = "student",
+    status: str = "active",
+    modified: datetime | None = None,
+    email: str | Literal[_Default.VALUE] | None = _Default.VALUE,
+) -> dict[str, Any]:
+    """A OneRoster 1.2 User as a rostering service lists it.
+
+    `modified` defaults to `ROSTER_BASE` plus n minutes, so records order by number; `email`
+    None leaves the optional key out, as partners do for learners without an address.
+    """
+    username = f"learner{n}"
+    user: dict[str, Any] = {
+        "sourcedId": f"user-{n}",
+        "status": status,
+        "dateLastModified": _modified(modified, ROSTER_BASE + timedelta(minutes=n)),
+        "userMasterIdentifier": f"UMI-{n:06d}",
+        "username": username,
+        "userIds": [
+            {"type": "LDAP", "identifier": f"uid={username},ou=people,dc=school,dc=example"}
+        ],
+        "enabledUser": "true",
+        "givenName": _GIVEN_NAMES[n % len(_GIVEN_NAMES)],
+        "familyName": _FAMILY_NAMES[n % len(_FAMILY_NAMES)],
+        "middleName": _GIVEN_NAMES[(n + 3) % len(_GIVEN_NAMES)],
+        "roles": [{"roleType": "primary", "role": role, "org": _ref("org", "orgs", "school-1")}],
+        "agents": [],
+        "grades": ["09"],
+    }
+    if email is _Default.VALUE:
+        email = f"{username}@school.example"
+    if email is not None:
+        user["email"] = email
+    return user
+
+
+def oneroster_class(
+    class_id: str,
+    *,
+    status: str = "active",
+    modified: datetime | None = None,
+    title: str | None = None,
+) -> dict[str, Any]:
+    """A OneRoster 1.2 Class; `modified` defaults to `ROSTER_BASE`, as classes carry no number."""
+    return {
+        "sourcedId": class_id,
+        "status": status,
+        "dateLastModified": _modified(modified, ROSTER_BASE),
+        "title": title or f"Algebra I ({class_id})",
+        "classCode": class_id.upper(),
+        "classType": "scheduled",
+        "location": f"Room {class_id}",
+        "grades": ["09"],
+        "subjects": ["Mathematics"],
+        "course": _ref("course", "courses", f"course-{class_id}"),
+        "school": _ref("org", "orgs", "school-1"),
+        "terms": [_ref("academicSession", "terms", "term-2026-fall")],
+        "periods": ["1"],
+    }
+
+
+def oneroster_enrollment(
+    n: int,
+    *,
+    user: str,
+    class_id: str,
+    role: str = "student",
+    status: str = "active",
+    modified: datetime | None = None,
+) -> dict[str, Any]:
+    """A OneRoster 1.2 Enrollment; `modified` defaults to `ROSTER_BASE` plus n minutes."""
+    return {
+        "sourcedId": f"enr-{n}",
+        "status": status,
+        "dateLastModified": _modified(modified, ROSTER_BASE + timedelta(minutes=n)),
+        "user": _ref("user", "users", user),
+        "class": _ref("class", "classes", class_id),
+        "school": _ref("org", "orgs", "school-1"),
+        "role": role,
+        "primary": "false",
+        "beginDate": "2026-09-01",
+        "endDate": "2027-06-30",
     }

@@ -17,7 +17,7 @@ from coursegate.kit.clock import FrozenClock
 from coursegate.models import Authorization
 from tests.conftest import create_tenant
 from tests.connectors.conftest import SECRET_ENV, add_datapass_connector, running_run
-from tests.connectors.fake_partners import DataPassFake, Fault, datapass_entry
+from tests.connectors.fake_partners import DataPassFake, Fault, OneRosterFake, datapass_entry
 from tests.test_cli_inbound import run_cli
 
 
@@ -36,7 +36,9 @@ async def connector(database: Database, clock: FrozenClock, fake: DataPassFake) 
     return "cnous"
 
 
-def pull(settings: Settings, fake: DataPassFake, *args: str) -> subprocess.CompletedProcess[str]:
+def pull(
+    settings: Settings, fake: DataPassFake | OneRosterFake, *args: str
+) -> subprocess.CompletedProcess[str]:
     env = {
         SECRET_ENV: fake.client_secret,
         "COURSEGATE_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",

@@ -84,6 +84,7 @@ async def test_create_a_datapass_connector(client: httpx.AsyncClient, acme: str)
         "config": datapass_config(),
         "enabled": True,
         "watermark": None,
+        "watermarks": {},
         "last_run": None,
         "created_at": T0_TEXT,
         "updated_at": T0_TEXT,

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from coursegate.connectors.runner import AlreadyRunning, Runner, RunResult
 from coursegate.db import Database
+from coursegate.enrollments.adapters import Adapters
 from coursegate.kit.clock import FrozenClock
 from coursegate.kit.timefmt import format_instant
 from coursegate.models import Authorization, Connector, ConnectorReject, ConnectorRun, Event
@@ -38,7 +39,9 @@ async def connector(database: Database, clock: FrozenClock, fake: DataPassFake) 
 
 
 def runner(database: Database, clock: FrozenClock, fake: DataPassFake, sleeps: Sleeps) -> Runner:
-    return Runner(database, clock, partner_stores(fake), allow_private=True, sleep=sleeps)
+    return Runner(
+        database, clock, partner_stores(fake), Adapters.inert(), allow_private=True, sleep=sleeps
+    )
 
 
 async def pull(

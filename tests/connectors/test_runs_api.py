@@ -10,6 +10,7 @@ import pytest
 
 from coursegate.connectors.runner import Runner
 from coursegate.db import Database
+from coursegate.enrollments.adapters import Adapters
 from coursegate.kit.clock import FrozenClock
 from tests.conftest import bearer, create_tenant
 from tests.connectors.conftest import Sleeps, add_datapass_connector, partner_stores
@@ -24,7 +25,9 @@ async def keys(database: Database, clock: FrozenClock, fake: DataPassFake) -> di
 
 
 async def pull(database: Database, clock: FrozenClock, fake: DataPassFake) -> Any:
-    runner = Runner(database, clock, partner_stores(fake), allow_private=True, sleep=Sleeps())
+    runner = Runner(
+        database, clock, partner_stores(fake), Adapters.inert(), allow_private=True, sleep=Sleeps()
+    )
     return await runner.run("acme", "cnous", trigger="manual")
 
 

@@ -34,6 +34,7 @@ from coursegate.connectors import runner as runs
 from coursegate.connectors.http import RetryPolicy
 from coursegate.connectors.runner import AlreadyRunning, ReplayResult, Runner, RunResult
 from coursegate.db import Database
+from coursegate.enrollments.adapters import adapters_from_settings
 from coursegate.kit.clock import SystemClock
 from coursegate.kit.secrets import default_stores
 from coursegate.kit.timefmt import Instant
@@ -81,6 +82,7 @@ def runner(
         database,
         SystemClock(),
         default_stores(),
+        adapters_from_settings(settings),
         allow_private=settings.allow_private_webhook_targets,
         policy=RetryPolicy.of(settings),
         progress=progress,

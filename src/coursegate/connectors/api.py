@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from coursegate.connectors.repository import ConnectorRepository
+from coursegate.connectors.repository import ConnectorRepository, stored_watermarks
 from coursegate.connectors.schemas import (
     AuthorizationOut,
     ConnectorCreate,
@@ -41,6 +41,7 @@ def connector_out(connector: Connector, last_run: ConnectorRun | None = None) ->
         config=connector.config,
         enabled=connector.enabled,
         watermark=connector.watermark,
+        watermarks=stored_watermarks(connector),
         last_run=run_out(last_run) if last_run is not None else None,
         created_at=connector.created_at,
         updated_at=connector.updated_at,

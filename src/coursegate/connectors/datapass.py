@@ -10,19 +10,31 @@ function so that a replay sorts a stored entry exactly as the run did.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic_core import PydanticCustomError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.connectors.http import PartnerClient, PermanentPartnerError
+from coursegate.connectors.repository import ConnectorRepository
 from coursegate.connectors.schemas import DatapassConfig
-from coursegate.kit.timefmt import parse_instant
+from coursegate.connectors.source import (
+    Context,
+    Page,
+    Rejected,
+    Taken,
+    instant_or_none,
+    short_id,
+)
+from coursegate.events.outbox import NewEvent, record_events
+from coursegate.kit.ids import uuid7
+from coursegate.kit.timefmt import format_instant
 
 PAGE_SIZE = 100
 MAX_EXTERNAL_ID = 128
+COLLECTION = "authorization_requests"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +44,6 @@ class NewAuthorization:
     validated_at: datetime | None
     organisation: Any
     data: Any
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    raw: Any
-    reason: str
-    external_id: str | None
 
 
 @dataclass(slots=True)
@@ -51,23 +56,6 @@ class Sorted:
     readable one, accepted, skipped or rejected: a bad entry must not pin the watermark."""
 
 
-def _instant(value: Any) -> datetime | None:
-    """An RFC 3339 instant with an offset, read as the API reads its own inputs; or None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_instant(value)
-    except PydanticCustomError:
-        return None
-
-
-def _external_id(entry: dict[str, Any]) -> str | None:
-    value = entry.get("public_id")
-    if isinstance(value, str) and 0 < len(value) <= MAX_EXTERNAL_ID:
-        return value
-    return None
-
-
 def sort_entries(entries: Sequence[Any], definition_id: str, watermark: datetime | None) -> Sorted:
     """`watermark` None is a first run (or a replay): the whole backlog is wanted, and an
     entry without `last_validated_at` is taken; on an incremental run it cannot be
@@ -77,9 +65,9 @@ def sort_entries(entries: Sequence[Any], definition_id: str, watermark: datetime
         if not isinstance(entry, dict):
             result.rejected.append(Rejected(entry, "the entry is not a JSON object", None))
             continue
-        external_id = _external_id(entry)
+        external_id = short_id(entry.get("public_id"), MAX_EXTERNAL_ID)
         raw_validated = entry.get("last_validated_at")
-        validated_at = _instant(raw_validated)
+        validated_at = instant_or_none(raw_validated)
         if validated_at is not None and (result.newest is None or validated_at > result.newest):
             result.newest = validated_at
         if external_id is None:
@@ -117,7 +105,10 @@ def sort_entries(entries: Sequence[Any], definition_id: str, watermark: datetime
 
 
 class DataPassSource:
-    """The partner's pages, read to the empty one that ends them."""
+    """The partner's one collection, read to the empty page that ends it, and sorted
+    against the watermark here: the API has no filter on validation time."""
+
+    collections = (COLLECTION,)
 
     def __init__(self, config: DatapassConfig, page_size: int = PAGE_SIZE) -> None:
         self.config = config
@@ -127,7 +118,9 @@ class DataPassSource:
     def token_url(self) -> str:
         return self.config.auth_url
 
-    async def pages(self, client: PartnerClient) -> AsyncIterator[list[Any]]:
+    async def pages(
+        self, client: PartnerClient, since: Mapping[str, datetime | None]
+    ) -> AsyncIterator[Page]:
         url = f"{self.config.api_base_url.rstrip('/')}/authorization_requests"
         offset = 0
         while True:
@@ -140,8 +133,70 @@ class DataPassSource:
                 )
             if not page:
                 return
-            yield page
+            yield Page(COLLECTION, page)
             offset += len(page)
 
-    def sort(self, entries: Sequence[Any], watermark: datetime | None) -> Sorted:
-        return sort_entries(entries, self.config.definition_id, watermark)
+    async def take(self, context: Context, page: Page, since: datetime | None) -> Taken:
+        sorted_page = sort_entries(page.entries, self.config.definition_id, since)
+        created, events = await create_authorizations(
+            context.session,
+            context.tenant_id,
+            context.connector_id,
+            sorted_page.accepted,
+            context.now,
+        )
+        await record_events(context.session, context.tenant_id, events, context.now)
+        return Taken(
+            created=created,
+            skipped=sorted_page.skipped + len(sorted_page.accepted) - created,
+            rejected=sorted_page.rejected,
+            newest=sorted_page.newest,
+        )
+
+
+async def create_authorizations(
+    session: AsyncSession,
+    tenant_id: str,
+    connector_id: str,
+    accepted: Sequence[NewAuthorization],
+    now: datetime,
+) -> tuple[int, list[NewEvent]]:
+    """Insert-or-ignore on the external id (the first of a page's duplicates wins); how
+    many were new, and an `authorization.validated` event for each of them."""
+    first: dict[str, NewAuthorization] = {}
+    for entry in accepted:
+        first.setdefault(entry.external_id, entry)
+    rows = [
+        {
+            "tenant_id": tenant_id,
+            "id": uuid7(),
+            "connector_id": connector_id,
+            "external_id": entry.external_id,
+            "type": entry.type,
+            "validated_at": entry.validated_at,
+            "organisation": entry.organisation,
+            "data": entry.data,
+            "created_at": now,
+        }
+        for entry in first.values()
+    ]
+    created = await ConnectorRepository(session).insert_authorizations(rows)
+    events = [
+        NewEvent(
+            "authorization.validated",
+            {
+                "authorization_id": str(row["id"]),
+                "connector_id": connector_id,
+                "external_id": row["external_id"],
+                "type": row["type"],
+                "validated_at": (
+                    format_instant(row["validated_at"]) if row["validated_at"] else None
+                ),
+                "organisation": row["organisation"],
+                "data": row["data"],
+            },
+        )
+        for row in rows
+        if row["external_id"] in created
+    ]
+    return len(created), events

@@ -174,6 +174,13 @@ class PartnerClient:
     async def get_json(self, url: str, params: Mapping[str, str | int]) -> Any:
         """The parsed JSON of a GET, tried up to `policy.tries` times while the failure
         is transient; the last failure is raised."""
+        body, _ = await self.get_page(url, params)
+        return body
+
+    async def get_page(
+        self, url: str, params: Mapping[str, str | int]
+    ) -> tuple[Any, httpx.Headers]:
+        """`get_json` with the response's headers, for partners that page through them."""
         attempt = 1
         while True:
             try:
@@ -185,7 +192,9 @@ class PartnerClient:
                 await self._sleep(wait if wait is not None else self.policy.delay(attempt))
                 attempt += 1
 
-    async def _get_once(self, url: str, params: Mapping[str, str | int]) -> Any:
+    async def _get_once(
+        self, url: str, params: Mapping[str, str | int]
+    ) -> tuple[Any, httpx.Headers]:
         await self._check_target(url)
         if not self._oauth.token:
             await self._fetch_token()
@@ -197,7 +206,7 @@ class PartnerClient:
         if not response.is_success:
             raise classify(response, "the partner API")
         try:
-            return response.json()
+            return response.json(), response.headers
         except ValueError:
             raise PermanentPartnerError(
                 "invalid_response", "the partner API answered something that is not JSON"

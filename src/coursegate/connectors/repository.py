@@ -1,4 +1,5 @@
-"""All SQL about connectors, their runs, rejects and the authorizations they create."""
+"""All SQL about connectors, their runs, rejects and what they create: authorizations
+and roster enrollments."""
 
 from __future__ import annotations
 
@@ -11,13 +12,30 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.kit.sql import dialect_insert, dialect_of, insert_rows
-from coursegate.models import Authorization, Connector, ConnectorReject, ConnectorRun, Course
+from coursegate.kit.timefmt import parse_instant
+from coursegate.models import (
+    Authorization,
+    Connector,
+    ConnectorReject,
+    ConnectorRun,
+    Course,
+    CourseExternalId,
+    Enrollment,
+    RosterEnrollment,
+)
 from coursegate.models.base import table_of
 from coursegate.models.connectors import RUNNING
+from coursegate.models.enrollments import LIVE_STATUSES
 
 _AUTHORIZATIONS = table_of(Authorization)
 _REJECTS = table_of(ConnectorReject)
 _RUNS = table_of(ConnectorRun)
+_ROSTER = table_of(RosterEnrollment)
+
+
+def stored_watermarks(connector: Connector) -> dict[str, datetime]:
+    """The connector's watermark of each collection, as instants."""
+    return {c: parse_instant(at) for c, at in (connector.watermarks or {}).items()}
 
 
 class ConnectorRepository:
@@ -71,15 +89,23 @@ class ConnectorRepository:
         )
         return set((await self.session.scalars(stmt)).all())
 
-    async def advance_watermark(
-        self, tenant_id: str, connector_id: str, seen: datetime, now: datetime
+    async def advance_watermarks(
+        self, tenant_id: str, connector_id: str, seen: Mapping[str, datetime], now: datetime
     ) -> None:
-        """Only forward: a run that saw nothing newer leaves it as it is."""
+        """Each collection's only forward: one where a run saw nothing newer keeps its
+        own. `watermark` is the greatest of them."""
         connector = await self.get(tenant_id, connector_id)
-        if connector is not None and (connector.watermark is None or seen > connector.watermark):
-            connector.watermark = seen
-            connector.updated_at = now
-            await self.session.flush()
+        if connector is None:
+            return
+        marks = stored_watermarks(connector)
+        moved = {c: at for c, at in seen.items() if c not in marks or at > marks[c]}
+        if not moved:
+            return
+        marks.update(moved)
+        connector.watermarks = {c: at.isoformat() for c, at in sorted(marks.items())}
+        connector.watermark = max(marks.values())
+        connector.updated_at = now
+        await self.session.flush()
 
     # --- runs -------------------------------------------------------------------------
 
@@ -214,18 +240,6 @@ class ConnectorRepository:
         )
         return set(created)
 
-    async def existing_external_ids(
-        self, tenant_id: str, connector_id: str, external_ids: Collection[str]
-    ) -> set[str]:
-        if not external_ids:
-            return set()
-        stmt = select(Authorization.external_id).where(
-            Authorization.tenant_id == tenant_id,
-            Authorization.connector_id == connector_id,
-            Authorization.external_id.in_(list(external_ids)),
-        )
-        return set((await self.session.scalars(stmt)).all())
-
     async def authorizations(
         self,
         tenant_id: str,
@@ -243,3 +257,70 @@ class ConnectorRepository:
         if after is not None:
             stmt = stmt.where(Authorization.id > after)
         return (await self.session.scalars(stmt.order_by(Authorization.id).limit(limit))).all()
+
+
+class RosterRepository:
+    """The SQL of a roster: which course a class names, and the enrollments records made."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def courses_of_classes(
+        self, tenant_id: str, key: str, class_ids: Collection[str]
+    ) -> dict[str, str]:
+        """Class `sourcedId` → course, for the courses whose `external_ids` name the class
+        under `key`."""
+        if not class_ids:
+            return {}
+        stmt = select(CourseExternalId.external_id, CourseExternalId.course_id).where(
+            CourseExternalId.tenant_id == tenant_id,
+            CourseExternalId.provider_id == key,
+            CourseExternalId.external_id.in_(list(class_ids)),
+        )
+        return dict((await self.session.execute(stmt)).all())
+
+    async def made(
+        self, tenant_id: str, connector_id: str, sourced_ids: Collection[str]
+    ) -> dict[str, uuid.UUID]:
+        """Enrollment record `sourcedId` → the enrollment it made."""
+        if not sourced_ids:
+            return {}
+        stmt = select(RosterEnrollment.sourced_id, RosterEnrollment.enrollment_id).where(
+            RosterEnrollment.tenant_id == tenant_id,
+            RosterEnrollment.connector_id == connector_id,
+            RosterEnrollment.sourced_id.in_(list(sourced_ids)),
+        )
+        return dict((await self.session.execute(stmt)).all())
+
+    async def made_in_classes(
+        self, tenant_id: str, connector_id: str, class_ids: Collection[str]
+    ) -> list[uuid.UUID]:
+        if not class_ids:
+            return []
+        stmt = select(RosterEnrollment.enrollment_id).where(
+            RosterEnrollment.tenant_id == tenant_id,
+            RosterEnrollment.connector_id == connector_id,
+            RosterEnrollment.class_sourced_id.in_(list(class_ids)),
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def live_enrollments(
+        self, tenant_id: str, enrollment_ids: Collection[uuid.UUID]
+    ) -> list[Enrollment]:
+        """Those still live, locked for the transition that ends them."""
+        if not enrollment_ids:
+            return []
+        stmt = (
+            select(Enrollment)
+            .where(
+                Enrollment.tenant_id == tenant_id,
+                Enrollment.id.in_(list(enrollment_ids)),
+                Enrollment.status.in_(LIVE_STATUSES),
+            )
+            .order_by(Enrollment.id)
+            .with_for_update()
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        await insert_rows(self.session, _ROSTER, rows)

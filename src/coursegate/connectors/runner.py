@@ -25,15 +25,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from coursegate.connectors.datapass import DataPassSource, NewAuthorization, Sorted
+from coursegate.connectors.datapass import DataPassSource
 from coursegate.connectors.http import (
     PartnerClient,
     PartnerError,
@@ -41,9 +41,12 @@ from coursegate.connectors.http import (
     RetryPolicy,
     Sleep,
 )
-from coursegate.connectors.repository import ConnectorRepository
-from coursegate.connectors.schemas import DatapassConfig
+from coursegate.connectors.oneroster import OneRosterSource
+from coursegate.connectors.repository import ConnectorRepository, stored_watermarks
+from coursegate.connectors.schemas import DatapassConfig, OneRosterConfig
+from coursegate.connectors.source import Context, Page, Rejected, Source, Taken
 from coursegate.db import Database
+from coursegate.enrollments.adapters import Adapters
 from coursegate.events.outbox import NewEvent, record_events
 from coursegate.kit.clock import Clock
 from coursegate.kit.errors import DomainError, NotFound
@@ -132,15 +135,17 @@ class _Counts:
     created: int = 0
     skipped: int = 0
     rejected: int = 0
-    newest: datetime | None = None
+    newest: dict[str, datetime] = field(default_factory=dict)
+    """Per collection, the latest partner timestamp of the pages committed so far."""
 
-    def add(self, page: Sorted, created: int) -> None:
+    def add(self, collection: str, taken: Taken) -> None:
         self.pages += 1
-        self.created += created
-        self.skipped += page.skipped + len(page.accepted) - created
-        self.rejected += len(page.rejected)
-        if page.newest is not None and (self.newest is None or page.newest > self.newest):
-            self.newest = page.newest
+        self.created += taken.created
+        self.skipped += taken.skipped
+        self.rejected += len(taken.rejected)
+        seen = self.newest.get(collection)
+        if taken.newest is not None and (seen is None or taken.newest > seen):
+            self.newest = {**self.newest, collection: taken.newest}
 
     def take(self, other: _Counts) -> None:
         self.pages, self.created, self.skipped, self.rejected, self.newest = (
@@ -174,10 +179,12 @@ async def fetched_ahead(pages: AsyncIterator[T]) -> AsyncIterator[T]:
             upcoming.exception()
 
 
-def source_for(kind: str, config: dict[str, Any]) -> DataPassSource:
+def source_for(kind: str, config: dict[str, Any]) -> Source:
     if kind == "datapass":
         return DataPassSource(DatapassConfig.model_validate(config))
-    raise PermanentPartnerError("unsupported_kind", f"connectors of kind {kind} cannot run yet")
+    if kind == "oneroster":
+        return OneRosterSource(OneRosterConfig.model_validate(config))
+    raise PermanentPartnerError("unsupported_kind", f"connectors of kind {kind} cannot run")
 
 
 class Runner:
@@ -186,6 +193,7 @@ class Runner:
         database: Database,
         clock: Clock,
         stores: SecretStores,
+        adapters: Adapters,
         *,
         allow_private: bool,
         policy: RetryPolicy | None = None,
@@ -195,6 +203,7 @@ class Runner:
         self.database = database
         self.clock = clock
         self.stores = stores
+        self.adapters = adapters
         self.allow_private = allow_private
         self.policy = policy
         self.sleep = sleep
@@ -216,7 +225,7 @@ class Runner:
         started = await self._start(tenant_id, connector_id, trigger, since, dry_run, run_id)
         if isinstance(started, RunResult):
             return started
-        run_id, kind, config, stored_watermark = started
+        run_id, kind, config, stored = started
         counts = _Counts()
         try:
             return await self._pull(
@@ -226,7 +235,7 @@ class Runner:
                 kind,
                 config,
                 since,
-                stored_watermark,
+                stored,
                 dry_run,
                 counts,
             )
@@ -253,7 +262,7 @@ class Runner:
         since: datetime | None,
         dry_run: bool,
         run_id: uuid.UUID | None,
-    ) -> RunResult | tuple[uuid.UUID, str, dict[str, Any], datetime | None]:
+    ) -> RunResult | tuple[uuid.UUID, str, dict[str, Any], dict[str, datetime]]:
         now = self.clock.now()
         async with self.database.transaction() as session:
             repo = ConnectorRepository(session)
@@ -292,7 +301,7 @@ class Runner:
                 if not started:
                     raise AlreadyRunning(f"connector {connector_id} is running already")
             assert run_id is not None
-            return run_id, connector.kind, dict(connector.config), connector.watermark
+            return run_id, connector.kind, dict(connector.config), stored_watermarks(connector)
 
     async def _pull(
         self,
@@ -302,7 +311,7 @@ class Runner:
         kind: str,
         config: dict[str, Any],
         since: datetime | None,
-        stored_watermark: datetime | None,
+        stored: dict[str, datetime],
         dry_run: bool,
         counts: _Counts,
     ) -> RunResult:
@@ -313,7 +322,7 @@ class Runner:
             raise PermanentPartnerError(
                 "secret_unavailable", "the client secret reference does not resolve"
             ) from None
-        watermark = since if since is not None else stored_watermark
+        marks = {c: since if since is not None else stored.get(c) for c in source.collections}
         client = PartnerClient(
             token_url=source.token_url,
             client_id=config["client_id"],
@@ -323,28 +332,33 @@ class Runner:
             sleep=self.sleep,
         )
         written_at = self.clock.now()
-        async with client:
-            async for page in fetched_ahead(source.pages(client)):
-                sorted_page = source.sort(page, watermark)
+        async with client, self._rolled_back(dry_run) as dry:
+            async for page in fetched_ahead(source.pages(client, marks)):
                 grown = replace(counts)
-                async with self.database.transaction() as session:
-                    created = await self._write(
-                        session, tenant_id, connector_id, run_id, sorted_page, dry_run
+                if dry is not None:
+                    taken = await self._write(
+                        dry, source, tenant_id, connector_id, run_id, page, marks, inert=True
                     )
-                    grown.add(sorted_page, created)
-                    if self.clock.now() - written_at >= HEARTBEAT_EVERY:
-                        written_at = self.clock.now()
-                        await ConnectorRepository(session).update_run(
-                            tenant_id, run_id, self._counters(grown)
+                    grown.add(page.collection, taken)
+                else:
+                    async with self.database.transaction() as session:
+                        taken = await self._write(
+                            session, source, tenant_id, connector_id, run_id, page, marks
                         )
+                        grown.add(page.collection, taken)
+                        if self.clock.now() - written_at >= HEARTBEAT_EVERY:
+                            written_at = self.clock.now()
+                            await ConnectorRepository(session).update_run(
+                                tenant_id, run_id, self._counters(grown)
+                            )
                 counts.take(grown)  # only what committed counts
                 if self.progress is not None:
                     self.progress(counts.progress())
         now = self.clock.now()
         async with self.database.transaction() as session:
             repo = ConnectorRepository(session)
-            if not dry_run and since is None and counts.newest is not None:
-                await repo.advance_watermark(tenant_id, connector_id, counts.newest, now)
+            if not dry_run and since is None and counts.newest:
+                await repo.advance_watermarks(tenant_id, connector_id, counts.newest, now)
             connector = await repo.get(tenant_id, connector_id)
             watermark_after = connector.watermark if connector is not None else None
             await repo.update_run(
@@ -364,21 +378,18 @@ class Runner:
     async def _write(
         self,
         session: AsyncSession,
+        source: Source,
         tenant_id: str,
         connector_id: str,
         run_id: uuid.UUID,
-        page: Sorted,
-        dry_run: bool,
-    ) -> int:
-        """How many authorizations the page created (or would have, on a dry run)."""
-        if dry_run:
-            wanted = {entry.external_id for entry in page.accepted}
-            repo = ConnectorRepository(session)
-            return len(wanted - await repo.existing_external_ids(tenant_id, connector_id, wanted))
-        now = self.clock.now()
-        created, events = await create_authorizations(
-            session, tenant_id, connector_id, page.accepted, now
-        )
+        page: Page,
+        marks: Mapping[str, datetime | None],
+        *,
+        inert: bool = False,
+    ) -> Taken:
+        """The page and its rejects; `inert` adapters for a dry run."""
+        context = self._context(session, tenant_id, connector_id, inert=inert)
+        taken = await source.take(context, page, marks.get(page.collection))
         await ConnectorRepository(session).add_rejects(
             [
                 {
@@ -386,28 +397,62 @@ class Runner:
                     "id": uuid7(),
                     "connector_id": connector_id,
                     "run_id": run_id,
+                    "collection": page.collection,
                     "external_id": reject.external_id,
                     "reason": reject.reason,
                     "raw": reject.raw,
-                    "created_at": now,
+                    "created_at": context.now,
                     "replayed_at": None,
                     "resolved_at": None,
                 }
-                for reject in page.rejected
+                for reject in taken.rejected
             ]
         )
-        events += [rejected_event(connector_id, r.external_id, r.reason) for r in page.rejected]
-        await record_events(session, tenant_id, events, now)
-        return created
+        await record_events(
+            session,
+            tenant_id,
+            [rejected_event(connector_id, r) for r in taken.rejected],
+            context.now,
+        )
+        return taken
+
+    @contextlib.asynccontextmanager
+    async def _rolled_back(self, dry_run: bool) -> AsyncIterator[AsyncSession | None]:
+        """For a dry run, one transaction for every page, rolled back at the end, so that
+        a page sees what the pages before it would have written (a roster's enrollments
+        find the people its users page made) and its counts are what a real run would
+        make. It writes no heartbeat: the run's row cannot move in a transaction that
+        is thrown away. None for a real run, whose pages commit one by one."""
+        if not dry_run:
+            yield None
+            return
+        async with self.database.sessions() as session:
+            transaction = await session.begin()
+            try:
+                yield session
+            finally:
+                await transaction.rollback()
+
+    def _context(
+        self, session: AsyncSession, tenant_id: str, connector_id: str, *, inert: bool = False
+    ) -> Context:
+        return Context(
+            session=session,
+            tenant_id=tenant_id,
+            connector_id=connector_id,
+            clock=self.clock,
+            adapters=Adapters.inert() if inert else self.adapters,
+            now=self.clock.now(),
+        )
 
     async def replay_rejects(self, tenant_id: str, connector_id: str) -> ReplayResult:
-        """Sort every open reject again as a first run would (no watermark: an operator
-        replaying an undated entry vouches for it). Taken ones are resolved; the rest
+        """Take every open reject again as a first run would (no watermark: an operator
+        replaying an undated entry vouches for it), each in a savepoint of its own so
+        that one still refused leaves nothing behind. Taken ones are resolved; the rest
         stay open with the time of this attempt."""
         result = ReplayResult()
         after: uuid.UUID | None = None
         while True:
-            now = self.clock.now()
             async with self.database.transaction() as session:
                 repo = ConnectorRepository(session)
                 connector = await repo.get(tenant_id, connector_id)
@@ -419,21 +464,23 @@ class Runner:
                 )
                 if not rejects:
                     return result
+                context = self._context(session, tenant_id, connector_id)
                 resolved: list[uuid.UUID] = []
                 still: list[uuid.UUID] = []
-                accepted: list[NewAuthorization] = []
                 for reject in rejects:
-                    page = source.sort([reject.raw], None)
-                    (still if page.rejected else resolved).append(reject.id)
-                    accepted += page.accepted
-                created, events = await create_authorizations(
-                    session, tenant_id, connector_id, accepted, now
-                )
-                await record_events(session, tenant_id, events, now)
-                await repo.mark_replayed(tenant_id, resolved, now, resolved=True)
-                await repo.mark_replayed(tenant_id, still, now, resolved=False)
+                    page = Page(reject.collection or source.collections[0], [reject.raw])
+                    savepoint = await session.begin_nested()
+                    taken = await source.take(context, page, None)
+                    if taken.rejected:
+                        await savepoint.rollback()
+                        still.append(reject.id)
+                    else:
+                        await savepoint.commit()
+                        resolved.append(reject.id)
+                        result.created += taken.created
+                await repo.mark_replayed(tenant_id, resolved, context.now, resolved=True)
+                await repo.mark_replayed(tenant_id, still, context.now, resolved=False)
             result.replayed += len(rejects)
-            result.created += created
             result.resolved += len(resolved)
             result.still_rejected += len(still)
             after = rejects[-1].id
@@ -501,56 +548,8 @@ class Runner:
         }
 
 
-async def create_authorizations(
-    session: AsyncSession,
-    tenant_id: str,
-    connector_id: str,
-    accepted: Sequence[NewAuthorization],
-    now: datetime,
-) -> tuple[int, list[NewEvent]]:
-    """Insert-or-ignore on the external id (the first of a page's duplicates wins); how
-    many were new, and an `authorization.validated` event for each of them."""
-    first: dict[str, NewAuthorization] = {}
-    for entry in accepted:
-        first.setdefault(entry.external_id, entry)
-    rows = [
-        {
-            "tenant_id": tenant_id,
-            "id": uuid7(),
-            "connector_id": connector_id,
-            "external_id": entry.external_id,
-            "type": entry.type,
-            "validated_at": entry.validated_at,
-            "organisation": entry.organisation,
-            "data": entry.data,
-            "created_at": now,
-        }
-        for entry in first.values()
-    ]
-    created = await ConnectorRepository(session).insert_authorizations(rows)
-    events = [
-        NewEvent(
-            "authorization.validated",
-            {
-                "authorization_id": str(row["id"]),
-                "connector_id": connector_id,
-                "external_id": row["external_id"],
-                "type": row["type"],
-                "validated_at": (
-                    format_instant(row["validated_at"]) if row["validated_at"] else None
-                ),
-                "organisation": row["organisation"],
-                "data": row["data"],
-            },
-        )
-        for row in rows
-        if row["external_id"] in created
-    ]
-    return len(created), events
-
-
-def rejected_event(connector_id: str, external_id: str | None, reason: str) -> NewEvent:
-    data: dict[str, Any] = {"connector_id": connector_id, "reason": reason}
-    if external_id is not None:
-        data["external_id"] = external_id
+def rejected_event(connector_id: str, reject: Rejected) -> NewEvent:
+    data: dict[str, Any] = {"connector_id": connector_id, "reason": reject.reason}
+    if reject.external_id is not None:
+        data["external_id"] = reject.external_id
     return NewEvent("connector.entry.rejected", data)

@@ -51,6 +51,7 @@ async def pull_step(tenant_id: str, connector_id: str, run_id: str) -> dict[str,
         rt.database,
         rt.clock,
         default_stores(),
+        rt.adapters,
         allow_private=rt.settings.allow_private_webhook_targets,
         policy=RetryPolicy.of(rt.settings),
     )

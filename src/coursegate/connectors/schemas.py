@@ -191,6 +191,9 @@ class ConnectorOut(BaseModel):
     config: dict[str, Any]
     enabled: bool
     watermark: Instant | None
+    watermarks: dict[str, Instant]
+    """Per collection of the partner's (one for `datapass`; `users`, `classes` and
+    `enrollments` for `oneroster`); `watermark` is the greatest."""
     last_run: RunOut | None
     created_at: Instant
     updated_at: Instant

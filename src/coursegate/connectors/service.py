@@ -49,6 +49,7 @@ class ConnectorService:
             config=config,
             enabled=True,
             watermark=None,
+            watermarks={},
             created_at=now,
             updated_at=now,
         )

@@ -43,7 +43,11 @@ CertificateValidityDays = Annotated[int, Field(strict=True, ge=1, le=36500)]
 CourseName = Annotated[str, Field(min_length=1, max_length=256)]
 ExternalCourseId = Annotated[str, Field(min_length=1, max_length=128)]
 ExternalIds = Annotated[dict[str, ExternalCourseId], Field(max_length=50)]
-"""`{provider_id: the provider's course id}`; unknown providers are refused by the service."""
+"""`{provider_id: the provider's course id}`; unknown providers are refused by the service,
+except `ROSTER_KEY`."""
+ROSTER_KEY = "oneroster"
+"""The `external_ids` key naming the OneRoster class a course is (SPEC §4): a roster is
+not a provider, and no provider may take this id."""
 
 
 class CourseCreate(StrictInput):

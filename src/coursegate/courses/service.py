@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.courses.repository import CourseRepository
-from coursegate.courses.schemas import CourseCreate, CoursePatch, SeatOrderCreate
+from coursegate.courses.schemas import ROSTER_KEY, CourseCreate, CoursePatch, SeatOrderCreate
 from coursegate.kit.clock import Clock
 from coursegate.kit.errors import AlreadyExists, DomainError, NotFound, ValidationFailed
 from coursegate.kit.ids import uuid7
@@ -211,6 +211,8 @@ class CourseService:
 
     async def _check_providers(self, tenant_id: str, mapping: Mapping[str, str]) -> None:
         for provider_id in mapping:
+            if provider_id == ROSTER_KEY:
+                continue
             if await self.providers.get(tenant_id, provider_id) is None:
                 raise ValidationFailed.field(
                     f"external_ids.{provider_id}", "invalid", "no such provider"

@@ -80,11 +80,41 @@ class QueuedInvitations:
         await queue_emails(session, invites, at=at)
 
 
+class _Inert:
+    """Every operation does nothing: for work whose database writes are rolled back (a
+    connector's dry run), so the outside systems never see what did not happen."""
+
+    async def fund(self, accounts: Sequence[str], credits: int) -> None:
+        return None
+
+    async def withdraw(self, accounts: Sequence[str]) -> None:
+        return None
+
+    async def deplete(self, accounts: Sequence[str]) -> None:
+        return None
+
+    async def grant(self, group: str, members: Sequence[str]) -> None:
+        return None
+
+    async def revoke(self, group: str, members: Sequence[str]) -> None:
+        return None
+
+    async def queue(
+        self, session: AsyncSession, invites: Sequence[QueuedEmail], at: datetime
+    ) -> None:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Adapters:
     accounting: Accounting
     identity: IdentityProvider
     invitations: Invitations
+
+    @classmethod
+    def inert(cls) -> Adapters:
+        inert = _Inert()
+        return cls(accounting=inert, identity=inert, invitations=inert)
 
 
 def parse_faults(spec: str) -> dict[str, str]:

@@ -51,7 +51,8 @@ class EnrollmentOut(BaseModel):
     person_id: uuid.UUID
     status: str
     reason: str | None
-    seat_id: uuid.UUID
+    seat_id: uuid.UUID | None
+    """None for an enrollment a roster made."""
     dedup_window_days: int | None
     cancelable_until: Instant | None
     access_ends_at: Instant

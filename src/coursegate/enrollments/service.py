@@ -38,6 +38,7 @@ from coursegate.people.service import PeopleService
 from coursegate.tenancy.repository import TenantRepository
 
 USER_ID = "user_id"
+NO_SEAT = "no_seat"
 VISIBLE_LIVE = LIVE_STATUSES[1:]
 
 
@@ -134,13 +135,17 @@ class EnrollmentService:
 
     async def drop(self, tenant_id: str, enrollment_id: uuid.UUID) -> Dropped:
         """Always drops a live enrollment. The seat comes back only the first time it is
-        dropped and only before the course's last drop date; otherwise it is spent."""
+        dropped and only before the course's last drop date; otherwise it is spent. A
+        roster's enrollment had no seat to recover."""
         enrollment = await self._enrollment(tenant_id, enrollment_id)
         self._require_live(enrollment)
+        now = self.clock.now()
+        if enrollment.seat_id is None:
+            await self.end([enrollment], "dropped", NO_SEAT, now, seat_recovered=False)
+            return Dropped(enrollment, False, NO_SEAT)
         course = await self._course(tenant_id, enrollment.course_id)
         seat = await self.repo.get_seat(tenant_id, enrollment.seat_id)
         assert seat is not None
-        now = self.clock.now()
         today = today_in(await self._timezone(tenant_id), now)
         if seat.previously_dropped:
             recovered, reason = False, "seat_previously_dropped"
@@ -169,6 +174,7 @@ class EnrollmentService:
                 if enrollment.cancelable_until is None
                 else "the cancel window has passed"
             )
+        assert enrollment.seat_id is not None  # only assignments have a cancel window
         seat = await self.repo.get_seat(tenant_id, enrollment.seat_id)
         assert seat is not None
         await self.repo.set_seat(tenant_id, seat.id, now, status="rolled_back")

@@ -5,7 +5,13 @@ what Alembic compares the migrations against.
 """
 
 from coursegate.models.base import Base
-from coursegate.models.connectors import Authorization, Connector, ConnectorReject, ConnectorRun
+from coursegate.models.connectors import (
+    Authorization,
+    Connector,
+    ConnectorReject,
+    ConnectorRun,
+    RosterEnrollment,
+)
 from coursegate.models.courses import Course, CourseExternalId, Seat, SeatOrder
 from coursegate.models.enrollments import Enrollment, EnrollmentLock, ScheduledEvent
 from coursegate.models.inbound import (
@@ -49,6 +55,7 @@ __all__ = [
     "Program",
     "Provider",
     "ProviderKey",
+    "RosterEnrollment",
     "ScheduledEvent",
     "Seat",
     "SeatOrder",

@@ -9,13 +9,14 @@ from typing import Any
 from sqlalchemy import Boolean, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from coursegate.models.base import Base, JsonDocument, tenant_column, tenant_owned
+from coursegate.models.base import Base, JsonDocument, tenant_column, tenant_fk, tenant_owned
 
 
 class Connector(Base):
     """One partner feed of a tenant: its kind, cron schedule (UTC) and kind-specific
-    configuration. `config` names secrets by reference only; `watermark` is the
-    greatest partner timestamp a finished run has seen (null before the first)."""
+    configuration. `config` names secrets by reference only. `watermarks` holds, per
+    collection the partner serves, the greatest partner timestamp a finished run has
+    seen there; `watermark` is the greatest of them (null before the first run)."""
 
     __tablename__ = "connectors"
     __table_args__ = (tenant_owned(),)
@@ -27,6 +28,7 @@ class Connector(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
     enabled: Mapped[bool] = mapped_column(Boolean)
     watermark: Mapped[datetime | None]
+    watermarks: Mapped[dict[str, str] | None] = mapped_column(JsonDocument)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -86,6 +88,8 @@ class ConnectorReject(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     connector_id: Mapped[str] = mapped_column(String(63))
     run_id: Mapped[uuid.UUID]
+    collection: Mapped[str | None] = mapped_column(String(32))
+    """Which of the partner's collections the entry came from (null: the kind's only one)."""
     external_id: Mapped[str | None] = mapped_column(String(256))
     reason: Mapped[str] = mapped_column(String(256))
     raw: Mapped[Any] = mapped_column(JsonDocument)
@@ -114,4 +118,24 @@ class Authorization(Base):
     validated_at: Mapped[datetime | None]
     organisation: Mapped[Any] = mapped_column(JsonDocument)
     data: Mapped[Any] = mapped_column(JsonDocument)
+    created_at: Mapped[datetime]
+
+
+class RosterEnrollment(Base):
+    """The enrollment a OneRoster enrollment record created: one per record `sourcedId`
+    and connector, so a re-run creates nothing twice and `tobedeleted` (of the record
+    or of its class) finds what to cancel."""
+
+    __tablename__ = "roster_enrollments"
+    __table_args__ = (
+        tenant_owned(),
+        tenant_fk("enrollment_id", "enrollments"),
+        Index("ix_roster_enrollments_class", "tenant_id", "connector_id", "class_sourced_id"),
+    )
+
+    tenant_id: Mapped[str] = tenant_column()
+    connector_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    sourced_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    class_sourced_id: Mapped[str] = mapped_column(String(128))
+    enrollment_id: Mapped[uuid.UUID]
     created_at: Mapped[datetime]

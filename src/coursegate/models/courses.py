@@ -38,12 +38,13 @@ class CourseExternalId(Base):
     one course of the tenant: a completion finds its course by it. The unique
     index keeps one id per provider and course (the API's
     `{provider_id: external id}` mapping) and serves the lookup by course.
+    The key `oneroster` is not a provider but a roster's class `sourcedId` (SPEC §4),
+    so `provider_id` is checked by the service rather than by a foreign key.
     """
 
     __tablename__ = "course_external_ids"
     __table_args__ = (
         tenant_fk("course_id", "courses", ondelete="CASCADE"),
-        tenant_fk("provider_id", "providers"),
         Index(
             "ix_course_external_ids_course",
             "tenant_id",

@@ -45,8 +45,9 @@ class Enrollment(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     course_id: Mapped[str] = mapped_column(String(63))
     person_id: Mapped[uuid.UUID]
-    seat_id: Mapped[uuid.UUID]
-    batch_id: Mapped[uuid.UUID]
+    seat_id: Mapped[uuid.UUID | None]
+    """Null for an enrollment a roster created: a roster is not a seat purchase."""
+    batch_id: Mapped[uuid.UUID | None]
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(64))
     dedup_window_days: Mapped[int | None] = mapped_column(Integer)

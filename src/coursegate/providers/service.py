@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from coursegate.courses.schemas import ROSTER_KEY
 from coursegate.kit.clock import Clock
 from coursegate.kit.errors import AlreadyExists, NotFound, ValidationFailed
 from coursegate.kit.secrets import SecretBox, SecretStores, SecretUnavailable
@@ -49,6 +50,8 @@ class ProviderService:
             raise ValidationFailed.field("scheme", "invalid", f"one of {', '.join(SCHEMES)}")
         if await self.programs.get(tenant_id, program_id) is None:
             raise ValidationFailed.field("program_id", "invalid", "no such program")
+        if provider_id == ROSTER_KEY:
+            raise ValidationFailed.field("id", "invalid", f"{ROSTER_KEY} names roster classes")
         ids = [k.key_id for k in keys]
         if len(set(ids)) != len(ids):
             raise ValidationFailed.field("keys", "invalid", "key ids must be distinct")

@@ -1,0 +1,357 @@
+"""The `oneroster` kind (SPEC §4): a OneRoster 1.2 rostering API's users, classes and
+enrollments.
+
+Each collection is read from its own watermark with the API's own filter
+(`dateLastModified>'…'`), users first so that a page of enrollments finds the
+people it names. A roster is not a seat purchase: its enrollments are created
+directly, with no seat, saga, budget or invite, and keep the lifecycle rows and
+events of any enrollment. Only students are taken: a teacher's record is skipped,
+so the ledger holds nobody it has no use for.
+
+- users: a student becomes (or updates) the person with the identifier
+  `oneroster_sourced_id`, with their email and name; `tobedeleted` is skipped —
+  a person is never deleted, their completions and credits stay facts.
+- classes: `tobedeleted` cancels the live enrollments its records made.
+- enrollments: a student's record in a class mapped to a course (the connector's
+  `class_map` first, then courses whose `external_ids` name the class under
+  `oneroster`) makes one enrollment, once per record `sourcedId`; `tobedeleted`
+  cancels it (author `roster`). A record of an unmapped class is skipped; one whose
+  user has not been pulled, or whose course is not active, is rejected, so that a
+  replay takes it once the user or the course is there.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic_core import PydanticCustomError
+
+from coursegate.connectors.http import PartnerClient, PermanentPartnerError
+from coursegate.connectors.repository import RosterRepository
+from coursegate.connectors.schemas import OneRosterConfig
+from coursegate.connectors.source import Context, Page, Rejected, Taken, instant_or_none, short_id
+from coursegate.courses.repository import CourseRepository
+from coursegate.courses.schemas import ROSTER_KEY
+from coursegate.enrollments import lifecycle
+from coursegate.enrollments.events import enrollment_event
+from coursegate.enrollments.repository import EnrollmentRepository
+from coursegate.enrollments.service import EnrollmentService
+from coursegate.events.outbox import record_events
+from coursegate.kit.fields import check_email
+from coursegate.kit.ids import uuid7
+from coursegate.kit.timefmt import format_instant
+from coursegate.models import Enrollment
+from coursegate.people.repository import PeopleRepository
+from coursegate.people.service import PeopleService
+
+PAGE_SIZE = 100
+MAX_SOURCED_ID = 128
+MAX_NAME = 256
+NAMESPACE = "oneroster_sourced_id"
+ROSTER_AUTHOR = "roster"
+USERS, CLASSES, ENROLLMENTS = "users", "classes", "enrollments"
+STUDENT = "student"
+STATUSES = ("active", "tobedeleted")
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    raw: dict[str, Any]
+    sourced_id: str
+    deleted: bool
+
+
+class OneRosterSource:
+    collections = (USERS, CLASSES, ENROLLMENTS)
+
+    def __init__(self, config: OneRosterConfig, page_size: int = PAGE_SIZE) -> None:
+        self.config = config
+        self.page_size = page_size
+
+    @property
+    def token_url(self) -> str:
+        return self.config.token_url
+
+    async def pages(
+        self, client: PartnerClient, since: Mapping[str, datetime | None]
+    ) -> AsyncIterator[Page]:
+        """Each collection to its last page: a page shorter than asked for, or the one that
+        reaches `X-Total-Count`."""
+        base = self.config.api_base_url.rstrip("/")
+        for collection in self.collections:
+            params: dict[str, str | int] = {"limit": self.page_size}
+            mark = since.get(collection)
+            if mark is not None:
+                params["filter"] = f"dateLastModified>'{format_instant(mark)}'"
+            offset = 0
+            while True:
+                body, headers = await client.get_page(
+                    f"{base}/{collection}", {**params, "offset": offset}
+                )
+                records = body.get(collection) if isinstance(body, dict) else None
+                if not isinstance(records, list):
+                    raise PermanentPartnerError(
+                        "invalid_response", f"a page of {collection} has no {collection} array"
+                    )
+                if records:
+                    yield Page(collection, records)
+                offset += len(records)
+                total = _total(headers)
+                if len(records) < self.page_size or (total is not None and offset >= total):
+                    break
+
+    async def take(self, context: Context, page: Page, since: datetime | None) -> Taken:
+        taken = Taken()
+        records: list[_Record] = []
+        for entry in page.entries:
+            record = _checked(entry, taken)
+            if record is not None:
+                records.append(record)
+        if page.collection == USERS:
+            await self._users(context, records, taken)
+        elif page.collection == CLASSES:
+            await self._classes(context, records, taken)
+        else:
+            await self._enrollments(context, records, taken)
+        return taken
+
+    async def _users(self, context: Context, records: list[_Record], taken: Taken) -> None:
+        learners: dict[str, tuple[str | None, str | None]] = {}
+        accepted = 0
+        for record in records:
+            if record.deleted or not _is_student(record.raw):
+                taken.skipped += 1
+                continue
+            email = record.raw.get("email")
+            if email is not None and not _valid_email(email):
+                taken.rejected.append(
+                    Rejected(record.raw, "email is not an email address", record.sourced_id)
+                )
+                continue
+            learners[record.sourced_id] = (email, _name(record.raw))
+            accepted += 1
+        if not learners:
+            return
+        known = await PeopleRepository(context.session).taken(
+            context.tenant_id, [(NAMESPACE, sourced_id) for sourced_id in learners]
+        )
+        await PeopleService(context.session, context.clock).find_or_create(
+            context.tenant_id,
+            NAMESPACE,
+            [(sourced_id, email, name) for sourced_id, (email, name) in learners.items()],
+        )
+        created = len(learners) - len(known)
+        taken.created += created
+        taken.skipped += accepted - created  # known already, or listed twice in the page
+
+    async def _classes(self, context: Context, records: list[_Record], taken: Taken) -> None:
+        taken.skipped += len(records)
+        deleted = {r.sourced_id for r in records if r.deleted}
+        repo = RosterRepository(context.session)
+        made = await repo.made_in_classes(context.tenant_id, context.connector_id, deleted)
+        await _cancel(context, made)
+
+    async def _enrollments(self, context: Context, records: list[_Record], taken: Taken) -> None:
+        tenant_id, now = context.tenant_id, context.now
+        wanted: list[tuple[_Record, str, str]] = []
+        for record in records:
+            user = _ref(record.raw, "user")
+            class_id = _ref(record.raw, "class")
+            if user is None or class_id is None:
+                field = "user" if user is None else "class"
+                reason = (
+                    f"{field}.sourcedId is missing or not a string of 1 to"
+                    f" {MAX_SOURCED_ID} characters"
+                )
+                taken.rejected.append(Rejected(record.raw, reason, record.sourced_id))
+                continue
+            if record.raw.get("role") != STUDENT:
+                taken.skipped += 1
+                continue
+            wanted.append((record, user, class_id))
+        roster = RosterRepository(context.session)
+        made = await roster.made(
+            tenant_id, context.connector_id, {r.sourced_id for r, _, _ in wanted}
+        )
+        await _cancel(
+            context,
+            [made[r.sourced_id] for r, _, _ in wanted if r.deleted and r.sourced_id in made],
+        )
+        courses = dict(
+            await roster.courses_of_classes(
+                tenant_id, ROSTER_KEY, {c for _, _, c in wanted} - set(self.config.class_map)
+            )
+        )
+        courses.update(self.config.class_map)
+        people = {
+            row.value: row.person_id
+            for row in await PeopleRepository(context.session).taken(
+                tenant_id, [(NAMESPACE, user) for _, user, _ in wanted]
+            )
+        }
+        enrollments = EnrollmentRepository(context.session)
+        course_repo = CourseRepository(context.session)
+        created: list[Enrollment] = []
+        roster_rows: list[dict[str, Any]] = []
+        lifecycle_rows: list[dict[str, Any]] = []
+        for record, user, class_id in wanted:
+            course_id = courses.get(class_id)
+            if record.deleted or course_id is None or record.sourced_id in made:
+                taken.skipped += 1
+                continue
+            course = await course_repo.get(tenant_id, course_id)
+            person_id = people.get(user)
+            if course is None or course.status != "active":
+                reason = f"course {course_id} of class {class_id} is not active"
+                taken.rejected.append(Rejected(record.raw, reason, record.sourced_id))
+                continue
+            if person_id is None:
+                reason = f"user {user} has not been pulled"
+                taken.rejected.append(Rejected(record.raw, reason, record.sourced_id))
+                continue
+            enrollment = _new_enrollment(
+                tenant_id, course_id, person_id, course.access_period_days, now
+            )
+            values = _row(enrollment)
+            if not await enrollments.insert_enrollments(tenant_id, course_id, [values], [], now):
+                taken.skipped += 1  # a live enrollment of the person in the course exists
+                continue
+            made[record.sourced_id] = enrollment.id
+            created.append(enrollment)
+            lifecycle_rows += lifecycle.on_created(enrollment, course.access_period_days)
+            roster_rows.append(
+                {
+                    "tenant_id": tenant_id,
+                    "connector_id": context.connector_id,
+                    "sourced_id": record.sourced_id,
+                    "class_sourced_id": class_id,
+                    "enrollment_id": enrollment.id,
+                    "created_at": now,
+                }
+            )
+        taken.created += len(created)
+        if not created:
+            return
+        await roster.add(roster_rows)
+        await enrollments.schedule(lifecycle_rows)
+        learners = await enrollments.learners(tenant_id, [e.person_id for e in created])
+        await record_events(
+            context.session,
+            tenant_id,
+            [enrollment_event(e, learners[e.person_id].ref) for e in created],
+            now,
+        )
+
+
+async def _cancel(context: Context, enrollment_ids: list[uuid.UUID]) -> None:
+    """The roster withdrew these: those still live are canceled, by the roster."""
+    live = await RosterRepository(context.session).live_enrollments(
+        context.tenant_id, enrollment_ids
+    )
+    for enrollment in live:
+        enrollment.canceled_by = ROSTER_AUTHOR
+    await EnrollmentService(context.session, context.clock, context.adapters).end(
+        live, "canceled", None, context.now
+    )
+
+
+def _checked(entry: Any, taken: Taken) -> _Record | None:
+    """What every record needs: an object with a `sourcedId`, a known `status` and a
+    `dateLastModified` (the watermark is made of them)."""
+    if not isinstance(entry, dict):
+        taken.rejected.append(Rejected(entry, "the record is not a JSON object", None))
+        return None
+    modified = instant_or_none(entry.get("dateLastModified"))
+    taken.saw(modified)
+    sourced_id = short_id(entry.get("sourcedId"), MAX_SOURCED_ID)
+    if sourced_id is None:
+        reason = f"sourcedId is missing or not a string of 1 to {MAX_SOURCED_ID} characters"
+        taken.rejected.append(Rejected(entry, reason, None))
+        return None
+    if modified is None:
+        reason = "dateLastModified is not an RFC 3339 instant with an offset"
+        taken.rejected.append(Rejected(entry, reason, sourced_id))
+        return None
+    status = entry.get("status")
+    if status not in STATUSES:
+        reason = "status is neither active nor tobedeleted"
+        taken.rejected.append(Rejected(entry, reason, sourced_id))
+        return None
+    return _Record(entry, sourced_id, status == "tobedeleted")
+
+
+def _total(headers: Mapping[str, str]) -> int | None:
+    """`X-Total-Count`; without it, the page length alone says whether another follows."""
+    value = headers.get("x-total-count", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _ref(raw: dict[str, Any], key: str) -> str | None:
+    value = raw.get(key)
+    return short_id(value.get("sourcedId"), MAX_SOURCED_ID) if isinstance(value, dict) else None
+
+
+def _is_student(raw: dict[str, Any]) -> bool:
+    """OneRoster 1.2 lists `roles`; 1.1 had one `role`."""
+    roles = raw.get("roles")
+    if isinstance(roles, list):
+        return any(isinstance(r, dict) and r.get("role") == STUDENT for r in roles)
+    return raw.get("role") == STUDENT
+
+
+def _valid_email(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        check_email(value)
+    except PydanticCustomError:
+        return False
+    return True
+
+
+def _name(raw: dict[str, Any]) -> str | None:
+    parts = [raw.get("givenName"), raw.get("familyName")]
+    name = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+    return name[:MAX_NAME] or None
+
+
+def _new_enrollment(
+    tenant_id: str, course_id: str, person_id: uuid.UUID, access_period_days: int, now: datetime
+) -> Enrollment:
+    return Enrollment(
+        tenant_id=tenant_id,
+        id=uuid7(),
+        course_id=course_id,
+        person_id=person_id,
+        seat_id=None,
+        batch_id=None,
+        status="assigned",
+        reason=None,
+        dedup_window_days=None,
+        cancelable_until=None,
+        access_ends_at=now + timedelta(days=access_period_days),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _row(enrollment: Enrollment) -> dict[str, Any]:
+    columns = (
+        "tenant_id",
+        "id",
+        "course_id",
+        "person_id",
+        "seat_id",
+        "batch_id",
+        "status",
+        "dedup_window_days",
+        "cancelable_until",
+        "access_ends_at",
+        "created_at",
+        "updated_at",
+    )
+    return {column: getattr(enrollment, column) for column in columns}
