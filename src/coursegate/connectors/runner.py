@@ -6,16 +6,17 @@ The order of commits is the whole design (SPEC §4):
    partial unique index: a second run of the same connector is refused, and a
    run whose process died stops holding it once its heartbeat is an hour old);
 2. each page is written in its own transaction as it arrives (the next one is
-   fetched meanwhile), authorizations by insert-or-ignore on their external id
-   and rejects with their raw entry, and every two seconds the run's counters
-   and heartbeat move with a page, so memory holds two pages and a crash loses
-   nothing committed;
-3. only after the last page, in the run's last transaction, the watermark
-   moves, and only forward: a run that fails anywhere leaves it untouched, and
-   the re-run finds its earlier pages already written and creates nothing twice.
+   fetched meanwhile): what the kind makes of it, keyed on the partner's ids
+   so that nothing is made twice, and rejects with their raw entry; every two
+   seconds the run's counters and heartbeat move with a page, so memory holds
+   two pages and a crash loses nothing committed;
+3. only after the last page, in the run's last transaction, each collection's
+   watermark moves, and only forward: a run that fails anywhere leaves them
+   untouched, and the re-run finds its earlier pages written and creates
+   nothing twice.
 
-`--since` and `--dry-run` runs read from another point or write nothing, so
-they never move the watermark. A run that fails for good (the client has
+`--since` runs read from another point and `--dry-run` runs roll back what they
+write, so neither moves a watermark. A run that fails for good (the client has
 already retried what was transient) is recorded with its error class and
 emits `connector.run.failed`.
 """
