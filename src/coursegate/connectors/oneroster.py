@@ -213,10 +213,10 @@ class OneRosterSource:
                 reason = f"user {user} has not been pulled"
                 taken.rejected.append(Rejected(record.raw, reason, record.sourced_id))
                 continue
-            enrollment = _new_enrollment(
+            values = _enrollment_row(
                 tenant_id, course_id, person_id, course.access_period_days, now
             )
-            values = _row(enrollment)
+            enrollment = Enrollment(**values)  # unsaved: for the lifecycle rows and the event
             if not await enrollments.insert_enrollments(tenant_id, course_id, [values], [], now):
                 taken.skipped += 1  # a live enrollment of the person in the course exists
                 continue
@@ -319,39 +319,21 @@ def _name(raw: dict[str, Any]) -> str | None:
     return name[:MAX_NAME] or None
 
 
-def _new_enrollment(
+def _enrollment_row(
     tenant_id: str, course_id: str, person_id: uuid.UUID, access_period_days: int, now: datetime
-) -> Enrollment:
-    return Enrollment(
-        tenant_id=tenant_id,
-        id=uuid7(),
-        course_id=course_id,
-        person_id=person_id,
-        seat_id=None,
-        batch_id=None,
-        status="assigned",
-        reason=None,
-        dedup_window_days=None,
-        cancelable_until=None,
-        access_ends_at=now + timedelta(days=access_period_days),
-        created_at=now,
-        updated_at=now,
-    )
-
-
-def _row(enrollment: Enrollment) -> dict[str, Any]:
-    columns = (
-        "tenant_id",
-        "id",
-        "course_id",
-        "person_id",
-        "seat_id",
-        "batch_id",
-        "status",
-        "dedup_window_days",
-        "cancelable_until",
-        "access_ends_at",
-        "created_at",
-        "updated_at",
-    )
-    return {column: getattr(enrollment, column) for column in columns}
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "id": uuid7(),
+        "course_id": course_id,
+        "person_id": person_id,
+        "seat_id": None,
+        "batch_id": None,
+        "status": "assigned",
+        "reason": None,
+        "dedup_window_days": None,
+        "cancelable_until": None,
+        "access_ends_at": now + timedelta(days=access_period_days),
+        "created_at": now,
+        "updated_at": now,
+    }
