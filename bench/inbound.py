@@ -587,7 +587,7 @@ class Capture:
     ping: list[str]
     """The pool's pre-ping statements, sent before the transaction."""
     transaction: list[tuple[str, str]]
-    """(source, SQL) from BEGIN to COMMIT."""
+    """(source, SQL) of every statement the request sent (BEGIN and COMMIT too, if any)."""
 
 
 async def capture_request_sql(secret_key: str, secret: str) -> Capture:
@@ -991,7 +991,7 @@ def print_statements(capture: Capture, txn: TxnScript) -> list[str]:
         say(f"  {number:2}. {source:<10} {' '.join(sql.split())[:80]}{note}")
     round_trips = len(capture.ping) + len(capture.transaction)
     say(
-        f"  = {len(capture.transaction)} statements from BEGIN to COMMIT; "
+        f"  = {len(capture.transaction)} statements (BEGIN and COMMIT counted if sent); "
         f"{round_trips} round trips per request"
         + (f" ({len(capture.ping)} of them the pool's pre-ping)" if capture.ping else "")
     )
@@ -1197,7 +1197,7 @@ def summary(outcome: Outcome, args: argparse.Namespace) -> None:
     say(
         "pgbench  "
         + " | ".join(f"c={c}: {r.tps:.0f} tps" for c, r in outcome.pgbench.items())
-        + f"   ({statements} statements per transaction, BEGIN and COMMIT included)"
+        + f"   ({statements} statements per transaction, as one request sends them)"
     )
     say(
         "pgbench  "

@@ -2,10 +2,11 @@
 
 Size (413) is enforced by the middleware before this runs; then signature
 (401) → JSON (400) → fields (400) → the domain outcome. The audit row of an
-accepted or duplicate request commits with the completion itself (one commit
-on the hot path); a refused request's audit row, and a parked request, are
-written in their own short transaction after the main one was rolled back.
-Either way, every request leaves its row.
+accepted or duplicate request commits with the completion itself (on
+PostgreSQL a plain new completion is one statement, committing by itself);
+a refused request's audit row, and a parked request, are written in their
+own short transaction after the main one was rolled back. Either way, every
+request leaves its row.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -27,7 +28,7 @@ from coursegate.completions.repository import (
     identifier_digest,
 )
 from coursegate.completions.service import Accepted, CompletionService, Outcome
-from coursegate.completions.store import CompletionStore, SqlStore, postgres_transaction
+from coursegate.completions.store import CompletionStore, SqlStore, postgres_connection
 from coursegate.completions.verify import KeySecrets, Verified, claimed_key_id, verify_request
 from coursegate.db import Database
 from coursegate.kit.clock import Clock
@@ -145,7 +146,7 @@ class InboundGateway:
     ) -> InboundResponse:
         request = InboundAttempt(tenant_id, provider_id, received_at=self.clock.now())
         try:
-            async with self._transaction() as store:
+            async with self._connection() as store:
                 outcome = await self._process(store, request, method, path, headers, body)
             return outcome_response(outcome)
         except DomainError as error:
@@ -156,11 +157,12 @@ class InboundGateway:
             await self._audit_alone(request, "error", 500)
             raise
 
-    def _transaction(self) -> AbstractAsyncContextManager[CompletionStore]:
-        """The hot path's unit of work: the raw driver on PostgreSQL, a session on SQLite."""
+    def _connection(self) -> AbstractAsyncContextManager[CompletionStore]:
+        """The hot path's store: the raw driver on PostgreSQL (no transaction until the
+        steps need one), a session's transaction on SQLite."""
         if self.database.is_sqlite:
             return _session_store(self.database)
-        return postgres_transaction(self.database.engine)
+        return postgres_connection(self.database.engine)
 
     async def _process(
         self,
@@ -197,14 +199,20 @@ class InboundGateway:
         request.report = report
         request.idempotency_key = verified.webhook_id or idempotency_header(headers)
 
-        def audit(outcome: Outcome) -> dict[str, Any]:
-            response = outcome_response(outcome)
-            status = str(response.body["status"])
-            return audit_row(request, status, response.status, completion_id=outcome.completion_id)
+        def audit(
+            outcome: Literal["accepted", "duplicate"], completion_id: uuid.UUID
+        ) -> dict[str, Any]:
+            status = 201 if outcome == "accepted" else 200
+            return audit_row(request, outcome, status, completion_id=completion_id)
 
-        return await CompletionService(store, self.clock).record(
-            ctx, report, request.idempotency_key, audit
-        )
+        if request.idempotency_key is None:
+            at_once = await CompletionService(store, self.clock).record_at_once(ctx, report, audit)
+            if at_once is not None:
+                return at_once
+        async with store.transaction() as steps:
+            return await CompletionService(steps, self.clock).record(
+                ctx, report, request.idempotency_key, audit
+            )
 
     async def _refused(
         self, request: InboundAttempt, error: DomainError, body: bytes

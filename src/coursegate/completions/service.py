@@ -11,13 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from coursegate.completions.errors import AlreadyCompleted, IdempotencyKeyReused, PersonNotFound
 from coursegate.completions.payload import CompletionReport
-from coursegate.completions.repository import PersonRef, ProviderContext
-from coursegate.completions.store import CompletionStore, Effects, NewCompletion
-from coursegate.credits.ledger import crossing
+from coursegate.completions.repository import ProviderContext
+from coursegate.completions.store import AtOnce, CompletionStore, Effects, NewCompletion
+from coursegate.credits.ledger import Crossing, credits_for, crossing
 from coursegate.enrollments.events import enrollment_event
 from coursegate.events.outbox import NewEvent
 from coursegate.kit.clock import Clock
@@ -26,6 +26,10 @@ from coursegate.kit.ids import uuid7
 from coursegate.kit.timefmt import format_instant
 
 IDEMPOTENCY_TTL = timedelta(days=30)
+
+AT_ONCE_MOST_CREDITS = 16
+"""A completion that could cross more thresholds than this takes the steps: the single
+statement is sent an id for every credit it might award."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +48,52 @@ class Duplicate:
 Outcome = Accepted | Duplicate
 
 
-AuditFor = Callable[[Outcome], dict[str, Any]]
-"""Builds the audit row of an outcome, so it is written with the outcome's own statements."""
+AuditFor = Callable[[Literal["accepted", "duplicate"], uuid.UUID], dict[str, Any]]
+"""Builds the audit row of an outcome (its kind and completion), so it is written with the
+outcome's own statements."""
 
 
 class CompletionService:
     def __init__(self, store: CompletionStore, clock: Clock) -> None:
         self.store = store
         self.clock = clock
+
+    async def record_at_once(
+        self, ctx: ProviderContext, report: CompletionReport, audit: AuditFor
+    ) -> Outcome | None:
+        """A new completion, its totals, credits, events and audit row in one statement.
+
+        For a request without an idempotency key, which is most of them. None
+        when the store has no such statement or the completion needs more than
+        a plain insert (it conflicts with a recorded one, or completes an
+        enrollment): then `record` runs the steps, in a transaction, from the
+        start. Nothing was written in that case.
+        """
+        most = credits_for(report.content_hours, ctx.hours_per_credit) + 1
+        if most > AT_ONCE_MOST_CREDITS:
+            return None
+        completion = self._new_completion(ctx, report)
+        result = await self.store.record_at_once(
+            AtOnce(
+                completion=completion,
+                namespace=ctx.namespace,
+                person_value=report.person_id,
+                credit_ids=[uuid7() for _ in range(most)],
+                event_ids=[uuid7() for _ in range(most + 1)],
+                recorded=_completion_recorded(ctx, completion.id, report),
+                earned=_credit_earned_common(ctx, completion.id),
+                audit=audit("accepted", completion.id),
+            )
+        )
+        if result is None:
+            return None
+        if not result.person_found:
+            raise PersonNotFound("no person with this id in the program's namespace yet")
+        if result.hours_total is None:
+            return None
+        return _accepted(
+            completion.id, crossing(result.hours_total, report.content_hours, ctx.hours_per_credit)
+        )
 
     async def record(
         self,
@@ -60,30 +102,17 @@ class CompletionService:
         idempotency_key: str | None,
         audit: AuditFor | None = None,
     ) -> Outcome:
-        now = self.clock.now()
         digest = report.digest()
         if idempotency_key is not None:
             prior = await self.store.idempotency(
-                ctx.tenant_id, ctx.provider_id, idempotency_key, now
+                ctx.tenant_id, ctx.provider_id, idempotency_key, self.clock.now()
             )
             if prior is not None:
                 if prior.content_digest != digest:
                     raise IdempotencyKeyReused()
                 return await self._audited(Duplicate(prior.id), audit)
 
-        completion = NewCompletion(
-            tenant_id=ctx.tenant_id,
-            id=uuid7(),
-            program_id=ctx.program_id,
-            provider_id=ctx.provider_id,
-            course_id=report.course_id,
-            course_name=report.course_name,
-            content_hours=report.content_hours,
-            completed_at=report.completed_at,
-            recorded_at=now,
-            content_digest=digest,
-            hours_per_credit=ctx.hours_per_credit,
-        )
+        completion = self._new_completion(ctx, report, digest)
         claim = await self.store.claim(completion, ctx.namespace, report.person_id)
         if claim.person is None:
             raise PersonNotFound("no person with this id in the program's namespace yet")
@@ -98,35 +127,53 @@ class CompletionService:
 
         crossed = crossing(claim.hours_total, report.content_hours, ctx.hours_per_credit)
         credits = [(sequence, uuid7()) for sequence in crossed.sequences]
-        outcome = Accepted(
-            completion_id=completion.id,
-            hours_total=claim.hours_total,
-            credits_awarded=len(credits),
-            credits_total=crossed.credits_total,
-        )
-        person = claim.person
+        person = claim.person.as_event()
         events = [
-            _completion_recorded(ctx, person, completion.id, report),
+            NewEvent(
+                "completion.recorded",
+                {**_completion_recorded(ctx, completion.id, report), "person": person},
+            ),
             *(
-                _credit_earned(ctx, person, credit_id, sequence, claim.hours_total, completion.id)
+                _credit_earned(ctx, completion.id, credit_id, person, sequence, crossed)
                 for sequence, credit_id in credits
             ),
         ]
         if claim.enrollment is not None:
-            events.append(enrollment_event(claim.enrollment, person))
+            events.append(enrollment_event(claim.enrollment, claim.person))
         await self._remember(ctx, idempotency_key, digest, completion.id)
         await self.store.write(
             completion,
-            person,
-            Effects(credits=credits, events=events, audit=audit(outcome) if audit else None),
+            claim.person,
+            Effects(
+                credits=credits,
+                events=events,
+                audit=audit("accepted", completion.id) if audit else None,
+            ),
         )
         if claim.enrollment is not None:
             await self.store.reschedule(claim.enrollment)
-        return outcome
+        return _accepted(completion.id, crossed)
 
-    async def _audited(self, outcome: Outcome, audit: AuditFor | None) -> Outcome:
+    def _new_completion(
+        self, ctx: ProviderContext, report: CompletionReport, digest: str | None = None
+    ) -> NewCompletion:
+        return NewCompletion(
+            tenant_id=ctx.tenant_id,
+            id=uuid7(),
+            program_id=ctx.program_id,
+            provider_id=ctx.provider_id,
+            course_id=report.course_id,
+            course_name=report.course_name,
+            content_hours=report.content_hours,
+            completed_at=report.completed_at,
+            recorded_at=self.clock.now(),
+            content_digest=report.digest() if digest is None else digest,
+            hours_per_credit=ctx.hours_per_credit,
+        )
+
+    async def _audited(self, outcome: Duplicate, audit: AuditFor | None) -> Outcome:
         if audit is not None:
-            await self.store.audit(audit(outcome))
+            await self.store.audit(audit("duplicate", outcome.completion_id))
         return outcome
 
     async def _remember(
@@ -151,41 +198,52 @@ class CompletionService:
             raise IdempotencyKeyReused()
 
 
-def _completion_recorded(
-    ctx: ProviderContext, person: PersonRef, completion_id: uuid.UUID, report: CompletionReport
-) -> NewEvent:
-    return NewEvent(
-        "completion.recorded",
-        {
-            "completion_id": str(completion_id),
-            "program_id": ctx.program_id,
-            "provider_id": ctx.provider_id,
-            "person": person.as_event(),
-            "course_id": report.course_id,
-            "course_name": report.course_name,
-            "content_hours": format_hours(report.content_hours),
-            "completed_at": format_instant(report.completed_at),
-        },
+def _accepted(completion_id: uuid.UUID, crossed: Crossing) -> Accepted:
+    return Accepted(
+        completion_id=completion_id,
+        hours_total=crossed.hours_total,
+        credits_awarded=len(crossed.sequences),
+        credits_total=crossed.credits_total,
     )
+
+
+def _completion_recorded(
+    ctx: ProviderContext, completion_id: uuid.UUID, report: CompletionReport
+) -> dict[str, Any]:
+    """`completion.recorded`'s data but the person, which the store adds (SPEC §5)."""
+    return {
+        "completion_id": str(completion_id),
+        "program_id": ctx.program_id,
+        "provider_id": ctx.provider_id,
+        "course_id": report.course_id,
+        "course_name": report.course_name,
+        "content_hours": format_hours(report.content_hours),
+        "completed_at": format_instant(report.completed_at),
+    }
+
+
+def _credit_earned_common(ctx: ProviderContext, completion_id: uuid.UUID) -> dict[str, Any]:
+    """What every `credit.earned` of one completion shares (SPEC §5); each credit adds
+    `credit_id`, `person`, `sequence`, `hours_total` and `credits_total`."""
+    return {"program_id": ctx.program_id, "completion_id": str(completion_id)}
 
 
 def _credit_earned(
     ctx: ProviderContext,
-    person: PersonRef,
-    credit_id: uuid.UUID,
-    sequence: int,
-    hours_total: Decimal,
     completion_id: uuid.UUID,
+    credit_id: uuid.UUID,
+    person: dict[str, Any],
+    sequence: int,
+    crossed: Crossing,
 ) -> NewEvent:
     return NewEvent(
         "credit.earned",
         {
+            **_credit_earned_common(ctx, completion_id),
             "credit_id": str(credit_id),
-            "program_id": ctx.program_id,
-            "person": person.as_event(),
+            "person": person,
             "sequence": sequence,
-            "hours_total": format_hours(hours_total),
+            "hours_total": format_hours(crossed.hours_total),
             "credits_total": sequence,
-            "completion_id": str(completion_id),
         },
     )

@@ -8,6 +8,13 @@ because round trips and per-statement Python overhead are what the request
 costs. SQLite has no data-modifying CTEs and no network round trips, so it
 runs the same steps as plain statements. Both shapes run under the same
 tests.
+
+The common request (a new completion, no idempotency key, no enrollment it
+completes) has a third shape on PostgreSQL: `record_at_once`, the whole
+write as ONE statement outside any transaction, so neither BEGIN nor COMMIT
+costs a round trip. A statement is atomic by itself; whatever it cannot
+settle alone (a conflict, an enrollment to complete) it leaves untouched, and
+the steps above run in a transaction instead.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -66,6 +73,38 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class AtOnce:
+    """Everything a new completion writes, prepared before knowing the person's totals.
+
+    The statement fills in what only the database knows: the person (id and
+    identifiers) in both events, and for each credit crossed its sequence and
+    the new totals. So ids are made for the most credits one completion can
+    cross, and the unused ones are dropped.
+    """
+
+    completion: NewCompletion
+    namespace: str
+    person_value: str
+    credit_ids: Sequence[uuid.UUID]
+    event_ids: Sequence[uuid.UUID]
+    """One more than `credit_ids`: the completion's event first, then one per credit."""
+    recorded: dict[str, Any]
+    """`completion.recorded`'s data but `person`."""
+    earned: dict[str, Any]
+    """What every `credit.earned` of this completion shares (all but `credit_id`, `person`,
+    `sequence`, `hours_total` and `credits_total`)."""
+    audit: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AtOnceResult:
+    person_found: bool
+    hours_total: Decimal | None
+    """The person's new pooled hours; None when the statement wrote nothing and left the
+    completion to the steps (a conflict, an enrollment to complete)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Effects:
     credits: Sequence[tuple[int, uuid.UUID]]
     """(sequence, credit id) of each credit earned."""
@@ -79,6 +118,15 @@ class CompletionStore(Protocol):
     async def provider_context(
         self, tenant_id: str, provider_id: str
     ) -> ProviderContext | None: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[CompletionStore]:
+        """The steps' unit of work (the store itself when the caller already holds one)."""
+        ...
+
+    async def record_at_once(self, plan: AtOnce) -> AtOnceResult | None:
+        """The whole write of a plain new completion as one statement; None if this shape
+        has no such statement."""
+        ...
 
     async def claim(
         self, completion: NewCompletion, namespace: str, person_value: str
@@ -119,6 +167,14 @@ class SqlStore(CompletionRepository):
     def __init__(self, session: AsyncSession) -> None:
         super().__init__(session)
         self.credits = CreditRepository(session)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[CompletionStore]:
+        # The session's transaction, which the caller opened, is the unit of work.
+        yield self
+
+    async def record_at_once(self, plan: AtOnce) -> AtOnceResult | None:
+        return None
 
     async def claim(self, completion: NewCompletion, namespace: str, person_value: str) -> Claim:
         person = await self.find_person(completion.tenant_id, namespace, person_value)
@@ -269,6 +325,84 @@ SELECT $1::varchar, $11::uuid, $12::varchar, $13::varchar, $14::varchar, $15::in
 WHERE $18::boolean
 """
 
+_PG_AT_ONCE = """
+WITH person AS (
+    SELECT m.person_id,
+           jsonb_build_object('id', m.person_id, 'identifiers', jsonb_agg(
+               jsonb_build_object('namespace', i.namespace, 'value', i.value)
+               ORDER BY i.namespace, i.value)) AS ref
+    FROM person_identifiers m
+    JOIN person_identifiers i ON i.tenant_id = m.tenant_id AND i.person_id = m.person_id
+    WHERE m.tenant_id = $1::varchar AND m.namespace = $2::varchar AND m.value = $3::varchar
+    GROUP BY m.person_id
+), live AS (
+    SELECT 1
+    FROM course_external_ids AS x
+    JOIN enrollments AS e ON e.tenant_id = x.tenant_id AND e.course_id = x.course_id
+    WHERE x.tenant_id = $1::varchar AND x.provider_id = $6::varchar
+      AND x.external_id = $7::varchar
+      AND e.person_id = (SELECT person_id FROM person)
+      AND e.status IN ('assigned', 'claimed', 'active')
+    LIMIT 1
+), inserted AS (
+    INSERT INTO completions (tenant_id, id, program_id, person_id, provider_id, course_id,
+                             course_name, content_hours, completed_at, recorded_at, content_digest)
+    SELECT $1::varchar, $4::uuid, $5::varchar, person.person_id, $6::varchar, $7::varchar,
+           $8::varchar, $9::bigint, $10::timestamptz, $11::timestamptz, $12::varchar
+    FROM person
+    WHERE NOT EXISTS (SELECT 1 FROM live)
+    ON CONFLICT DO NOTHING
+    RETURNING person_id
+), totals AS (
+    INSERT INTO credit_totals AS t (tenant_id, program_id, person_id, hours_total, credits_total,
+                                    updated_at)
+    SELECT $1::varchar, $5::varchar, inserted.person_id, $9::bigint, $9::bigint / $13::bigint,
+           $11::timestamptz
+    FROM inserted
+    ON CONFLICT (tenant_id, program_id, person_id) DO UPDATE
+    SET hours_total = t.hours_total + excluded.hours_total,
+        credits_total = (t.hours_total + excluded.hours_total) / $13::bigint,
+        updated_at = excluded.updated_at
+    RETURNING t.person_id, t.hours_total, t.credits_total
+), crossed AS (
+    SELECT totals.person_id, s AS sequence,
+           s - (totals.hours_total - $9::bigint) / $13::bigint AS n,
+           (totals.hours_total / 100)::text || '.'
+               || lpad((totals.hours_total % 100)::text, 2, '0') AS hours_text
+    FROM totals,
+         generate_series((totals.hours_total - $9::bigint) / $13::bigint + 1,
+                         totals.credits_total) AS s
+), credit_rows AS (
+    INSERT INTO credits (tenant_id, program_id, person_id, sequence, id, completion_id, awarded_at)
+    SELECT $1::varchar, $5::varchar, crossed.person_id, crossed.sequence,
+           ($14::uuid[])[crossed.n], $4::uuid, $11::timestamptz
+    FROM crossed
+), event_rows AS (
+    INSERT INTO events (tenant_id, id, type, occurred_at, data)
+    SELECT $1::varchar, ($15::uuid[])[1], 'completion.recorded', $11::timestamptz,
+           $16::jsonb || jsonb_build_object('person', person.ref)
+    FROM inserted, person
+    UNION ALL
+    SELECT $1::varchar, ($15::uuid[])[crossed.n + 1], 'credit.earned', $11::timestamptz,
+           $17::jsonb || jsonb_build_object(
+               'credit_id', ($14::uuid[])[crossed.n], 'person', person.ref,
+               'sequence', crossed.sequence, 'hours_total', crossed.hours_text,
+               'credits_total', crossed.sequence)
+    FROM crossed, person
+), audit_row AS (
+    INSERT INTO inbound_audit (tenant_id, id, provider_id, key_id, outcome, status, reason,
+                               completion_id, parked_id, replay_of, received_at)
+    SELECT $1::varchar, $18::uuid, $19::varchar, $20::varchar, $21::varchar, $22::int,
+           $23::varchar, $4::uuid, NULL, NULL, $24::timestamptz
+    FROM inserted
+)
+SELECT person.person_id IS NOT NULL AS person_found, totals.hours_total
+FROM (SELECT 1) AS one LEFT JOIN person ON true LEFT JOIN totals ON true
+"""
+"""`record_at_once`: the steps' statements folded into one, writing nothing unless the
+completion is new and completes no enrollment (`live` finds what `enrolled` in `_PG_CLAIM`
+would complete; the two must match). The data of `completion.recorded` and `credit.earned`
+come in as JSON; the statement adds the parts only it knows."""
 
 _PG_CONTEXT = """
 SELECT p.scheme, g.id AS program_id, g.jurisdiction, g.hours_per_credit, g.identifier_namespace,
@@ -314,8 +448,9 @@ VALUES ($1::varchar, $2::uuid, $3::varchar, $4::varchar, $5::varchar, $6::int, $
 class PostgresStore:
     """The hot shape: prepared statements on the raw asyncpg connection, no ORM session.
 
-    `driver` gives the asyncpg connection whose transaction the work belongs to:
-    the gateway's own (see `postgres_transaction`), or a session's (parking replays).
+    `driver` gives the asyncpg connection the work runs on: the gateway's own
+    (see `postgres_connection`), or a session's (parking replays), whose
+    transaction is already open.
     """
 
     def __init__(self, driver: Callable[[], Awaitable[Any]]) -> None:
@@ -324,6 +459,46 @@ class PostgresStore:
     @classmethod
     def of_session(cls, session: AsyncSession) -> PostgresStore:
         return cls(lambda: driver_connection(session))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[CompletionStore]:
+        async with (await self._driver()).transaction():
+            yield self
+
+    async def record_at_once(self, plan: AtOnce) -> AtOnceResult | None:
+        completion, audit = plan.completion, plan.audit
+        row = await (await self._driver()).fetchrow(
+            _PG_AT_ONCE,
+            completion.tenant_id,
+            plan.namespace,
+            plan.person_value,
+            completion.id,
+            completion.program_id,
+            completion.provider_id,
+            completion.course_id,
+            completion.course_name,
+            to_hundredths(completion.content_hours),
+            completion.completed_at,
+            completion.recorded_at,
+            completion.content_digest,
+            to_hundredths(completion.hours_per_credit),
+            plan.credit_ids,
+            plan.event_ids,
+            json.dumps(plan.recorded),
+            json.dumps(plan.earned),
+            audit["id"],
+            audit["provider_id"],
+            audit["key_id"],
+            audit["outcome"],
+            audit["status"],
+            audit["reason"],
+            audit["received_at"],
+        )
+        total = row["hours_total"]
+        return AtOnceResult(
+            person_found=row["person_found"],
+            hours_total=None if total is None else from_hundredths(total),
+        )
 
     async def provider_context(self, tenant_id: str, provider_id: str) -> ProviderContext | None:
         rows = await (await self._driver()).fetch(_PG_CONTEXT, tenant_id, provider_id)
@@ -521,19 +696,19 @@ def store_for(session: AsyncSession) -> CompletionStore:
 
 
 @asynccontextmanager
-async def postgres_transaction(engine: AsyncEngine) -> AsyncIterator[PostgresStore]:
-    """A pooled connection and a transaction on its driver, with no ORM session at all.
+async def postgres_connection(engine: AsyncEngine) -> AsyncIterator[PostgresStore]:
+    """A pooled connection's driver, with no ORM session and no transaction open.
 
-    Committed when the block ends, rolled back on any exception. SQLAlchemy's
+    Each statement commits by itself until `transaction()` opens one, which
+    commits when its block ends and rolls back on any exception. SQLAlchemy's
     pool still owns the connection (and resets it when returned), so the hot
     path shares the process's one pool.
     """
     async with engine.connect() as connection:
         driver = (await connection.get_raw_connection()).driver_connection
         assert driver is not None
-        async with driver.transaction():
 
-            async def current() -> Any:
-                return driver
+        async def current() -> Any:
+            return driver
 
-            yield PostgresStore(current)
+        yield PostgresStore(current)
