@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -72,7 +72,7 @@ class CompletionService:
         most = credits_for(report.content_hours, ctx.hours_per_credit) + 1
         if most > AT_ONCE_MOST_CREDITS:
             return None
-        completion = self._new_completion(ctx, report)
+        completion = _new_completion(ctx, report, report.digest(), self.clock.now())
         result = await self.store.record_at_once(
             AtOnce(
                 completion=completion,
@@ -102,17 +102,18 @@ class CompletionService:
         idempotency_key: str | None,
         audit: AuditFor | None = None,
     ) -> Outcome:
+        now = self.clock.now()
         digest = report.digest()
         if idempotency_key is not None:
             prior = await self.store.idempotency(
-                ctx.tenant_id, ctx.provider_id, idempotency_key, self.clock.now()
+                ctx.tenant_id, ctx.provider_id, idempotency_key, now
             )
             if prior is not None:
                 if prior.content_digest != digest:
                     raise IdempotencyKeyReused()
                 return await self._audited(Duplicate(prior.id), audit)
 
-        completion = self._new_completion(ctx, report, digest)
+        completion = _new_completion(ctx, report, digest, now)
         claim = await self.store.claim(completion, ctx.namespace, report.person_id)
         if claim.person is None:
             raise PersonNotFound("no person with this id in the program's namespace yet")
@@ -154,23 +155,6 @@ class CompletionService:
             await self.store.reschedule(claim.enrollment)
         return _accepted(completion.id, crossed)
 
-    def _new_completion(
-        self, ctx: ProviderContext, report: CompletionReport, digest: str | None = None
-    ) -> NewCompletion:
-        return NewCompletion(
-            tenant_id=ctx.tenant_id,
-            id=uuid7(),
-            program_id=ctx.program_id,
-            provider_id=ctx.provider_id,
-            course_id=report.course_id,
-            course_name=report.course_name,
-            content_hours=report.content_hours,
-            completed_at=report.completed_at,
-            recorded_at=self.clock.now(),
-            content_digest=report.digest() if digest is None else digest,
-            hours_per_credit=ctx.hours_per_credit,
-        )
-
     async def _audited(self, outcome: Duplicate, audit: AuditFor | None) -> Outcome:
         if audit is not None:
             await self.store.audit(audit("duplicate", outcome.completion_id))
@@ -196,6 +180,24 @@ class CompletionService:
         if not kept:
             # A concurrent request took this key for other content first.
             raise IdempotencyKeyReused()
+
+
+def _new_completion(
+    ctx: ProviderContext, report: CompletionReport, digest: str, now: datetime
+) -> NewCompletion:
+    return NewCompletion(
+        tenant_id=ctx.tenant_id,
+        id=uuid7(),
+        program_id=ctx.program_id,
+        provider_id=ctx.provider_id,
+        course_id=report.course_id,
+        course_name=report.course_name,
+        content_hours=report.content_hours,
+        completed_at=report.completed_at,
+        recorded_at=now,
+        content_digest=digest,
+        hours_per_credit=ctx.hours_per_credit,
+    )
 
 
 def _accepted(completion_id: uuid.UUID, crossed: Crossing) -> Accepted:
