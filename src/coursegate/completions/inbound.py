@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 
@@ -27,7 +27,7 @@ from coursegate.completions.repository import (
     ProviderContext,
     identifier_digest,
 )
-from coursegate.completions.service import Accepted, CompletionService, Outcome
+from coursegate.completions.service import Accepted, CompletionService, Outcome, OutcomeKind
 from coursegate.completions.store import CompletionStore, SqlStore, postgres_connection
 from coursegate.completions.verify import KeySecrets, Verified, claimed_key_id, verify_request
 from coursegate.db import Database
@@ -79,10 +79,13 @@ def idempotency_header(headers: Mapping[str, str]) -> str | None:
         raise ValidationFailed.field("Idempotency-Key", "invalid", "must be a UUID") from None
 
 
+OUTCOME_STATUS: dict[OutcomeKind, int] = {"accepted": 201, "duplicate": 200}
+
+
 def outcome_response(outcome: Outcome) -> InboundResponse:
     if isinstance(outcome, Accepted):
         return InboundResponse(
-            201,
+            OUTCOME_STATUS["accepted"],
             {
                 "status": "accepted",
                 "completion_id": str(outcome.completion_id),
@@ -92,7 +95,8 @@ def outcome_response(outcome: Outcome) -> InboundResponse:
             },
         )
     return InboundResponse(
-        200, {"status": "duplicate", "completion_id": str(outcome.completion_id)}
+        OUTCOME_STATUS["duplicate"],
+        {"status": "duplicate", "completion_id": str(outcome.completion_id)},
     )
 
 
@@ -199,20 +203,16 @@ class InboundGateway:
         request.report = report
         request.idempotency_key = verified.webhook_id or idempotency_header(headers)
 
-        def audit(
-            outcome: Literal["accepted", "duplicate"], completion_id: uuid.UUID
-        ) -> dict[str, Any]:
-            status = 201 if outcome == "accepted" else 200
-            return audit_row(request, outcome, status, completion_id=completion_id)
+        def audit(outcome: OutcomeKind, completion_id: uuid.UUID) -> dict[str, Any]:
+            return audit_row(request, outcome, OUTCOME_STATUS[outcome], completion_id=completion_id)
 
+        service = CompletionService(store, self.clock)
         if request.idempotency_key is None:
-            at_once = await CompletionService(store, self.clock).record_at_once(ctx, report, audit)
+            at_once = await service.record_at_once(ctx, report, audit)
             if at_once is not None:
                 return at_once
-        async with store.transaction() as steps:
-            return await CompletionService(steps, self.clock).record(
-                ctx, report, request.idempotency_key, audit
-            )
+        async with store.transaction():
+            return await service.record(ctx, report, request.idempotency_key, audit)
 
     async def _refused(
         self, request: InboundAttempt, error: DomainError, body: bytes

@@ -48,7 +48,9 @@ class Duplicate:
 Outcome = Accepted | Duplicate
 
 
-AuditFor = Callable[[Literal["accepted", "duplicate"], uuid.UUID], dict[str, Any]]
+OutcomeKind = Literal["accepted", "duplicate"]
+
+AuditFor = Callable[[OutcomeKind, uuid.UUID], dict[str, Any]]
 """Builds the audit row of an outcome (its kind and completion), so it is written with the
 outcome's own statements."""
 

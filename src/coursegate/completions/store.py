@@ -119,8 +119,8 @@ class CompletionStore(Protocol):
         self, tenant_id: str, provider_id: str
     ) -> ProviderContext | None: ...
 
-    def transaction(self) -> AbstractAsyncContextManager[CompletionStore]:
-        """The steps' unit of work (the store itself when the caller already holds one)."""
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """The steps' unit of work on this store (nothing more when the caller holds one)."""
         ...
 
     async def record_at_once(self, plan: AtOnce) -> AtOnceResult | None:
@@ -169,9 +169,9 @@ class SqlStore(CompletionRepository):
         self.credits = CreditRepository(session)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[CompletionStore]:
+    async def transaction(self) -> AsyncIterator[None]:
         # The session's transaction, which the caller opened, is the unit of work.
-        yield self
+        yield
 
     async def record_at_once(self, plan: AtOnce) -> AtOnceResult | None:
         return None
@@ -461,9 +461,9 @@ class PostgresStore:
         return cls(lambda: driver_connection(session))
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[CompletionStore]:
+    async def transaction(self) -> AsyncIterator[None]:
         async with (await self._driver()).transaction():
-            yield self
+            yield
 
     async def record_at_once(self, plan: AtOnce) -> AtOnceResult | None:
         completion, audit = plan.completion, plan.audit
