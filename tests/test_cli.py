@@ -1,4 +1,8 @@
-"""The CLI works on the database directly, with the server's settings."""
+"""The CLI works on the database directly, with the server's settings.
+
+Commands run in this process (tests/cli.py); the refusals to start run as real
+processes, since what they guard is a process starting.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +14,16 @@ from pathlib import Path
 import pytest
 
 from coursegate.config import Settings
+from tests import cli
+from tests.cli import CliResult
 
 
-def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(settings: Settings, *args: str) -> CliResult:
     env = {
-        "PATH": "/usr/bin:/bin",
         "COURSEGATE_DATABASE_URL": settings.resolved_database_url,
         "COURSEGATE_VAR_DIR": str(settings.var_dir),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "coursegate", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return cli.run(env, *args)
 
 
 def test_tenants_create_json_prints_one_line(settings: Settings) -> None:

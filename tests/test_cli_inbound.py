@@ -1,9 +1,10 @@
 """The inbound CLI: providers and their keys, `sign`, `replay parked`, and `demo` end to end.
 
-Like tests/test_cli.py, each command runs as a user would run it, in its own
-process against the test's database; what `sign` prints is checked with the
-verifiers the server uses (and the Standard Webhooks reference library), so a
-header that looks right but would be refused cannot pass.
+Like tests/test_cli.py, each command runs as a user would run it, against the
+test's database, in this process (tests/cli.py); the demo's walk-through runs
+real processes, as the README has a user do. What `sign` prints is checked
+with the verifiers the server uses (and the Standard Webhooks reference
+library), so a header that looks right but would be refused cannot pass.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from coursegate.kit.clock import FrozenClock, SystemClock
 from coursegate.kit.signing import SignatureError, parse_hmac_authorization, verify_hmac
 from coursegate.models import Program
 from coursegate.tenancy.service import TenancyService
+from tests import cli
+from tests.cli import CliResult
 from tests.completions.conftest import make_setup
 
 PATH = "/v1/inbound/acme/edovo/completions"
@@ -51,19 +54,12 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 def run_cli(
     settings: Settings, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "coursegate", *args],
-        env={**cli_env(settings), **(env or {})},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+) -> CliResult:
+    """The command in this process (tests/cli.py), with the test database's settings."""
+    return cli.run({**cli_env(settings), **(env or {})}, *args, stdin=stdin)
 
 
-def ok(result: subprocess.CompletedProcess[str]) -> str:
+def ok(result: CliResult) -> str:
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -132,7 +128,7 @@ def body_file(tmp_path: Path, body: bytes = BODY) -> Path:
 
 def sign(
     settings: Settings, key: str, file: Path | str, *extra: str, provider: str = "edovo"
-) -> subprocess.CompletedProcess[str]:
+) -> CliResult:
     return run_cli(
         settings,
         "sign",

@@ -4,7 +4,6 @@ real fake partner: the summary line and the exit codes of SPEC §4."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -15,6 +14,7 @@ from coursegate.config import Settings
 from coursegate.db import Database
 from coursegate.kit.clock import FrozenClock
 from coursegate.models import Authorization
+from tests.cli import CliResult
 from tests.conftest import create_tenant
 from tests.connectors.conftest import SECRET_ENV, add_datapass_connector, running_run
 from tests.connectors.fake_partners import DataPassFake, Fault, OneRosterFake, datapass_entry
@@ -36,9 +36,7 @@ async def connector(database: Database, clock: FrozenClock, fake: DataPassFake) 
     return "cnous"
 
 
-def pull(
-    settings: Settings, fake: DataPassFake | OneRosterFake, *args: str
-) -> subprocess.CompletedProcess[str]:
+def pull(settings: Settings, fake: DataPassFake | OneRosterFake, *args: str) -> CliResult:
     env = {
         SECRET_ENV: fake.client_secret,
         "COURSEGATE_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
@@ -49,7 +47,7 @@ def pull(
     return run_cli(settings, *args, env=env)
 
 
-def summary(result: subprocess.CompletedProcess[str]) -> str:
+def summary(result: CliResult) -> str:
     lines = result.stdout.splitlines()
     assert len(lines) == 1, result.stdout
     return lines[0]

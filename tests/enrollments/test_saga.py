@@ -13,8 +13,6 @@ import asyncio
 import json
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +33,7 @@ from coursegate.enrollments import saga
 from coursegate.enrollments.adapters import FAKE_FILE, Adapters, FakePartners, PartnerError
 from coursegate.enrollments.repository import EnrollmentRepository
 from coursegate.models import Enrollment, EnrollmentLock, Event, OutboundEmail, ScheduledEvent
-from tests import servers
+from tests import cli, servers
 from tests.conftest import bearer
 from tests.courses.helpers import course_body
 from tests.enrollments.conftest import COURSE, Desk, Partners
@@ -340,15 +338,7 @@ def _env(settings: Settings, faults: str) -> dict[str, str]:
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "coursegate", *args],
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(servers.PROJECT), **env},
-        cwd=servers.PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = cli.run(env, *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

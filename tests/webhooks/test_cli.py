@@ -1,4 +1,4 @@
-"""`coursegate replay deliveries`, run as an operator would, in its own process."""
+"""`coursegate replay deliveries`, run as an operator would (in this process: tests/cli.py)."""
 
 from __future__ import annotations
 
