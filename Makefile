@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Test processes side by side: the suite mostly waits (databases, servers, sleeps),
+# so twice the cores keeps both busy (docs/testing.md).
+TEST_WORKERS ?= 4
 
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
@@ -30,7 +33,7 @@ serve: install
 	$(BIN)/coursegate serve --host $(HOST) --port $(PORT)
 
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check .

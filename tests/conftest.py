@@ -59,6 +59,22 @@ def postgres_available() -> bool:
     return _postgres_error is None
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker hands its PostgreSQL tally to the controller, which prints the summary."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["postgres_used"] = _postgres_used
+        output["postgres_error"] = _postgres_error
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    global _postgres_used, _postgres_error
+    output = getattr(node, "workeroutput", {})
+    _postgres_used += output.get("postgres_used", 0)
+    _postgres_error = _postgres_error or output.get("postgres_error")
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _postgres_error is not None:
         terminalreporter.write_line(

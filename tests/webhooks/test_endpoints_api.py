@@ -202,13 +202,15 @@ async def test_malformed_json_and_oversized_bodies(client: httpx.AsyncClient, ac
     assert (detail["field"], detail["constraint"]) == ("since", "timezone_required")
 
 
+# A message id nobody sent; fixed, so that every test process collects the same test ids.
+UNSENT_MESSAGE = "d750cc59-46a1-41ef-be90-e0e7ba65e521"
 ROUTES = [
     ("GET", "/v1/webhook-endpoints/{id}", None),
     ("PATCH", "/v1/webhook-endpoints/{id}", {"enabled": False}),
     ("DELETE", "/v1/webhook-endpoints/{id}", None),
     ("POST", "/v1/webhook-endpoints/{id}/rotate-secret", None),
     ("GET", "/v1/webhook-endpoints/{id}/attempts", None),
-    ("POST", "/v1/webhook-endpoints/{id}/messages/" + str(uuid.uuid4()) + "/resend", None),
+    ("POST", f"/v1/webhook-endpoints/{{id}}/messages/{UNSENT_MESSAGE}/resend", None),
     ("POST", "/v1/webhook-endpoints/{id}/replay", {"since": "2026-01-01T00:00:00Z"}),
 ]
 
