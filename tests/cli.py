@@ -26,6 +26,7 @@ import structlog
 from typer.testing import CliRunner
 
 from coursegate.cli import app
+from coursegate.config import Settings
 
 # What a bare environment lacks and would change how Rich or click print.
 _TERMINAL_VARIABLES = ("COLUMNS", "LINES", "TERM", "FORCE_COLOR", "NO_COLOR")
@@ -69,6 +70,17 @@ def run(env: Mapping[str, str], *args: str, stdin: str | None = None) -> CliResu
     thread.start()
     thread.join()
     return outcome[0]
+
+
+def run_cli(
+    settings: Settings, *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None
+) -> CliResult:
+    """`coursegate ARGS` against the test's database, with any further settings in `env`."""
+    own = {
+        "COURSEGATE_DATABASE_URL": settings.resolved_database_url,
+        "COURSEGATE_VAR_DIR": str(settings.var_dir),
+    }
+    return run({**own, **(env or {})}, *args, stdin=stdin)
 
 
 @contextmanager

@@ -14,16 +14,7 @@ from pathlib import Path
 import pytest
 
 from coursegate.config import Settings
-from tests import cli
-from tests.cli import CliResult
-
-
-def run_cli(settings: Settings, *args: str) -> CliResult:
-    env = {
-        "COURSEGATE_DATABASE_URL": settings.resolved_database_url,
-        "COURSEGATE_VAR_DIR": str(settings.var_dir),
-    }
-    return cli.run(env, *args)
+from tests.cli import run_cli
 
 
 def test_tenants_create_json_prints_one_line(settings: Settings) -> None:

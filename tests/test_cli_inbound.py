@@ -33,30 +33,13 @@ from coursegate.kit.clock import FrozenClock, SystemClock
 from coursegate.kit.signing import SignatureError, parse_hmac_authorization, verify_hmac
 from coursegate.models import Program
 from coursegate.tenancy.service import TenancyService
-from tests import cli
-from tests.cli import CliResult
+from tests.cli import CliResult, run_cli
 from tests.completions.conftest import make_setup
 
 PATH = "/v1/inbound/acme/edovo/completions"
 BODY = b'{"person_id": "123456", "state_code": "US_CO", "content_hours": 4.5}'
 PARTNER_SECRET = "partner-secret-from-the-environment-0123456789"
 PARTNER_WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
-    return {
-        "PATH": "/usr/bin:/bin",
-        "COURSEGATE_DATABASE_URL": settings.resolved_database_url,
-        "COURSEGATE_VAR_DIR": str(settings.var_dir),
-        **extra,
-    }
-
-
-def run_cli(
-    settings: Settings, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-) -> CliResult:
-    """The command in this process (tests/cli.py), with the test database's settings."""
-    return cli.run({**cli_env(settings), **(env or {})}, *args, stdin=stdin)
 
 
 def ok(result: CliResult) -> str:

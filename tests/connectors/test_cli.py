@@ -14,11 +14,10 @@ from coursegate.config import Settings
 from coursegate.db import Database
 from coursegate.kit.clock import FrozenClock
 from coursegate.models import Authorization
-from tests.cli import CliResult
+from tests.cli import CliResult, run_cli
 from tests.conftest import create_tenant
 from tests.connectors.conftest import SECRET_ENV, add_datapass_connector, running_run
 from tests.connectors.fake_partners import DataPassFake, Fault, OneRosterFake, datapass_entry
-from tests.test_cli_inbound import run_cli
 
 
 @pytest.fixture

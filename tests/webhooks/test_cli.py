@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 
 from coursegate.config import Settings
-from tests.test_cli_inbound import run_cli
+from tests.cli import run_cli
 from tests.webhooks.conftest import Hooks
 
 
