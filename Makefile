@@ -11,6 +11,8 @@ PORT ?= 8000
 # Test processes side by side: the suite mostly waits (databases, servers, sleeps),
 # so twice the cores keeps both busy (docs/testing.md).
 TEST_WORKERS ?= 4
+# What the console's browser tests run inside the page (axe-core, from the npm registry).
+AXE := tests/console/node_modules/axe-core/axe.min.js
 
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
@@ -32,7 +34,13 @@ serve: install
 	$(BIN)/coursegate db upgrade
 	$(BIN)/coursegate serve --host $(HOST) --port $(PORT)
 
-test: install
+# Without npm (or Chromium) the browser tests say so and are skipped; CI has both.
+$(AXE): tests/console/package.json tests/console/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tests/console --no-audit --no-fund --silent && touch $@; \
+	else echo "npm not found: the console's accessibility checks will be skipped"; fi
+
+test: install $(AXE)
 	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: install

@@ -40,6 +40,8 @@ T0 = datetime(2026, 6, 10, 12, 0, 0, tzinfo=UTC)
 _postgres_error: str | None = None
 _postgres_checked = False
 _postgres_used = 0
+# Browser tests (tests/console) count here too, so the run says plainly if none ran.
+browser_tally: dict[str, Any] = {"used": 0, "missing": None}
 
 
 def _admin_url(dbname: str | None = None) -> str:
@@ -65,6 +67,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if output is not None:
         output["postgres_used"] = _postgres_used
         output["postgres_error"] = _postgres_error
+        output["browser_used"] = browser_tally["used"]
+        output["browser_missing"] = browser_tally["missing"]
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -73,6 +77,8 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     output = getattr(node, "workeroutput", {})
     _postgres_used += output.get("postgres_used", 0)
     _postgres_error = _postgres_error or output.get("postgres_error")
+    browser_tally["used"] += output.get("browser_used", 0)
+    browser_tally["missing"] = browser_tally["missing"] or output.get("browser_missing")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -84,6 +90,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     elif _postgres_used:
         terminalreporter.write_line(
             f"PostgreSQL tests ran: {_postgres_used} databases at {POSTGRES_URL}", green=True
+        )
+    if browser_tally["missing"]:
+        terminalreporter.write_line(f"Browser tests SKIPPED: {browser_tally['missing']}", red=True)
+    elif browser_tally["used"]:
+        terminalreporter.write_line(
+            f"Browser tests ran: {browser_tally['used']} pages in Chromium", green=True
         )
 
 

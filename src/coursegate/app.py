@@ -10,7 +10,7 @@ import structlog
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
-from coursegate import __version__, durable, migrate
+from coursegate import __version__, console, durable, migrate
 from coursegate.completions.api import receive_completion
 from coursegate.completions.api import router as completions_router
 from coursegate.completions.fastpath import InboundFastPath
@@ -157,6 +157,7 @@ def create_app(
     if api:
         for router in API_ROUTERS:
             app.include_router(router)
+        console.install(app)
     for router in extra_routers:
         app.include_router(router)
 
@@ -167,4 +168,7 @@ def create_app(
         app.add_middleware(InboundFastPath, route=inbound_route(), state=app.state)
     app.add_middleware(BodyLimitMiddleware, batch_routes=BATCH_ROUTES)
     app.add_middleware(ObservabilityMiddleware, access_log=settings.access_log)
+    if api:
+        # Outermost, so that even a refusal made before routing carries the console's headers.
+        app.add_middleware(console.SecurityHeaders)
     return app

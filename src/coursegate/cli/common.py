@@ -9,7 +9,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from dbos import DBOS
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate import migrate
@@ -17,7 +17,7 @@ from coursegate.config import ConfigurationError, Settings, sync_database_url
 from coursegate.db import Database
 from coursegate.durable import DBOS_SCHEMA
 from coursegate.kit.clock import SystemClock
-from coursegate.kit.errors import DomainError, NotFound, ValidationFailed, validation_details
+from coursegate.kit.errors import DomainError, NotFound
 from coursegate.kit.secrets import SecretBox, default_stores
 from coursegate.observability import setup as setup_observability
 from coursegate.providers.service import ProviderService
@@ -62,14 +62,6 @@ def run_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
         message = f": {exc.message}" if exc.message else ""
         detail = f" {json.dumps(exc.details)}" if exc.details else ""
         raise fail(f"{exc.code}{message}{detail}") from None
-
-
-def validated(model: type[M], data: dict[str, object]) -> M:
-    """Arguments go through the API's own input model, so both refuse the same things alike."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ValidationFailed(details=validation_details(exc.errors())) from None
 
 
 async def require_tenant(session: AsyncSession, tenant: str) -> None:

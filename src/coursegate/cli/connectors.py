@@ -27,7 +27,6 @@ from coursegate.cli.common import (
     load_settings,
     require_tenant,
     run_db,
-    validated,
 )
 from coursegate.config import Settings
 from coursegate.connectors import runner as runs
@@ -36,6 +35,7 @@ from coursegate.connectors.runner import AlreadyRunning, ReplayResult, Runner, R
 from coursegate.db import Database
 from coursegate.enrollments.adapters import adapters_from_settings
 from coursegate.kit.clock import SystemClock
+from coursegate.kit.fields import validated
 from coursegate.kit.secrets import default_stores
 from coursegate.kit.timefmt import Instant
 

@@ -23,7 +23,6 @@ from coursegate.cli.common import (
     require_tenant,
     run_db,
     upgrade_database,
-    validated,
 )
 from coursegate.completions.parking import ParkingService
 from coursegate.completions.repository import CompletionRepository, KeySecret
@@ -31,6 +30,7 @@ from coursegate.completions.verify import KeySecrets
 from coursegate.db import Database
 from coursegate.kit.clock import SystemClock
 from coursegate.kit.errors import DomainError, NotFound
+from coursegate.kit.fields import validated
 from coursegate.kit.secrets import CachedResolver, SecretBox, SecretUnavailable, default_stores
 from coursegate.kit.signing import (
     DEFAULT_TOLERANCE_S,

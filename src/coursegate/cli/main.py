@@ -1,5 +1,5 @@
-"""The `coursegate` command: serve, api, worker, db, tenants, keys, version, and the
-inbound commands (providers, sign, replay, demo).
+"""The `coursegate` command: serve, api, worker, db, tenants, keys, operators, version, and
+the inbound commands (providers, sign, replay, demo).
 
 Commands work on the database directly with the server's settings, through the
 same services (and the same input models) as the API, so a script gets the
@@ -17,7 +17,7 @@ import typer
 import uvicorn
 
 from coursegate import __version__, migrate
-from coursegate.cli import connectors, inbound, webhooks
+from coursegate.cli import connectors, inbound, operators, webhooks
 from coursegate.cli.common import (
     HostOpt,
     PortOpt,
@@ -156,6 +156,7 @@ def keys_revoke(key_id: str, tenant: TenantOpt) -> None:
 inbound.register(app)
 webhooks.register(inbound.replay_app)
 connectors.register(app, inbound.replay_app)
+operators.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

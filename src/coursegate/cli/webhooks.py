@@ -13,10 +13,10 @@ from coursegate.cli.common import (
     load_settings,
     require_tenant,
     run_db,
-    validated,
 )
 from coursegate.db import Database
 from coursegate.kit.clock import SystemClock
+from coursegate.kit.fields import validated
 from coursegate.kit.ids import path_uuid
 from coursegate.kit.secrets import SecretBox
 from coursegate.webhooks.schemas import ReplayRequest

@@ -89,6 +89,11 @@ class Unauthorized(DomainError):
     status = 401
 
 
+class Forbidden(DomainError):
+    code = "FORBIDDEN"
+    status = 403
+
+
 class NotFound(DomainError):
     code = "NOT_FOUND"
     status = 404

@@ -5,13 +5,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    ValidationError,
+)
 from pydantic_core import PydanticCustomError
 
-from coursegate.kit.errors import ValidationFailed
+from coursegate.kit.errors import ValidationFailed, validation_details
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
@@ -42,6 +49,18 @@ class StrictInput(BaseModel):
     """Admin inputs refuse unknown fields, so a typo is an error rather than silently ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], data: dict[str, object]) -> M:
+    """Input from outside the API (CLI arguments, console forms) goes through the API's own
+    input model, so all of them refuse the same things alike, with the same codes."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(details=validation_details(exc.errors())) from None
 
 
 def check_field(check: Callable[[str], str], field: str, value: str) -> str:

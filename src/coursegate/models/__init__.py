@@ -25,6 +25,7 @@ from coursegate.models.inbound import (
     Provider,
     ProviderKey,
 )
+from coursegate.models.operators import ConsoleSession, LoginFailure, Operator, OperatorAction
 from coursegate.models.programs import Person, PersonIdentifier, Program
 from coursegate.models.tenancy import ApiKey, Tenant
 from coursegate.models.webhooks import Delivery, DeliveryAttempt, OutboundEmail, WebhookEndpoint
@@ -37,6 +38,7 @@ __all__ = [
     "Connector",
     "ConnectorReject",
     "ConnectorRun",
+    "ConsoleSession",
     "Course",
     "CourseExternalId",
     "Credit",
@@ -48,6 +50,9 @@ __all__ = [
     "Event",
     "IdempotencyKey",
     "InboundAudit",
+    "LoginFailure",
+    "Operator",
+    "OperatorAction",
     "OutboundEmail",
     "ParkedRequest",
     "Person",
