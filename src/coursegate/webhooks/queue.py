@@ -157,7 +157,8 @@ _RECORD = (
 def new_delivery(
     tenant_id: str, endpoint_id: uuid.UUID, event_id: uuid.UUID, origin: str, now: datetime
 ) -> dict[str, Any]:
-    """A delivery row due now; `origin` says why it exists: event, resend or replay."""
+    """A delivery row due now; `origin` says why it exists: event, resend, replay or
+    recover."""
     return {
         "tenant_id": tenant_id,
         "id": uuid7(),
