@@ -27,6 +27,7 @@ from coursegate.enrollments.adapters import adapters_from_settings
 from coursegate.enrollments.api import ASSIGN_ROUTE_PATTERN
 from coursegate.enrollments.api import router as enrollments_router
 from coursegate.enrollments.sweeper import sweep_lifecycle
+from coursegate.events.api import router as events_router
 from coursegate.kit.clock import Clock, SystemClock
 from coursegate.kit.errors import install_error_handlers
 from coursegate.kit.http import BodyLimitMiddleware, ObservabilityMiddleware
@@ -54,6 +55,7 @@ API_ROUTERS: Sequence[APIRouter] = (
     enrollments_router,
     completions_router,
     webhooks_router,
+    events_router,
     connectors_router,
     authorizations_router,
 )

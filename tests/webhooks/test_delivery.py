@@ -9,10 +9,10 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from coursegate.events.outbox import NewEvent, record_events
-from coursegate.models import DeliveryAttempt, Event, OutboundEmail, Tenant
+from coursegate.models import Delivery, DeliveryAttempt, Event, OutboundEmail, Tenant
 from coursegate.webhooks.dispatcher import DispatchConfig
 from coursegate.webhooks.retry import SCHEDULE, retry_delay
 from coursegate.webhooks.routing import Router
@@ -109,6 +109,22 @@ async def test_a_failed_attempt_is_retried_on_schedule_with_the_same_id_and_a_fr
     ]
     assert attempts[2]["response_body"] == "down"
     assert attempts[2]["error_class"] == "http_status"
+
+
+async def test_the_last_attempt_time_compares_as_an_instant(hooks: Hooks) -> None:
+    """Stored as every other instant, so that it compares with one on SQLite too."""
+    hooks.receiver.default = Reply(500)
+    await hooks.create_endpoint()
+    await hooks.emit()
+    attempted_at = hooks.clock.now()
+    await hooks.pump()
+    async with hooks.database.transaction() as session:
+        found = await session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.last_attempt_at >= attempted_at)
+        )
+    assert found == 1
 
 
 def test_jitter_stays_within_twenty_percent_of_each_step() -> None:

@@ -212,6 +212,7 @@ ROUTES = [
     ("GET", "/v1/webhook-endpoints/{id}/attempts", None),
     ("POST", f"/v1/webhook-endpoints/{{id}}/messages/{UNSENT_MESSAGE}/resend", None),
     ("POST", "/v1/webhook-endpoints/{id}/replay", {"since": "2026-01-01T00:00:00Z"}),
+    ("POST", "/v1/webhook-endpoints/{id}/recover", {"since": "2026-01-01T00:00:00Z"}),
 ]
 
 

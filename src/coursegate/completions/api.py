@@ -1,4 +1,5 @@
-"""Routes: the partner-facing inbound endpoint, and the admin reads of completions and audit."""
+"""Routes: the partner-facing inbound endpoint, the admin reads of completions and audit, and
+parked reports with their replay."""
 
 from __future__ import annotations
 
@@ -6,11 +7,18 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from coursegate.completions.inbound import InboundGateway, signed_path
+from coursegate.completions.parking import ParkingService
 from coursegate.completions.repository import CompletionReads
-from coursegate.completions.schemas import AuditOut, CompletionOut
-from coursegate.kit.ids import query_uuid
+from coursegate.completions.schemas import (
+    AuditOut,
+    CompletionOut,
+    ParkedOut,
+    ReplayOut,
+    parked_out,
+)
+from coursegate.kit.ids import path_uuid, query_uuid
 from coursegate.kit.pagination import Page, PageRequest, build_page, cursor_uuid, page_request
-from coursegate.web import CurrentPrincipal, Session
+from coursegate.web import ClockDep, CurrentPrincipal, Session
 
 router = APIRouter(tags=["completions"])
 
@@ -88,4 +96,31 @@ async def list_audit(
         page,
         lambda a: {"id": str(a.id)},
         lambda a: AuditOut.model_validate(a, from_attributes=True),
+    )
+
+
+@router.get("/v1/inbound/parked")
+async def list_parked(
+    who: CurrentPrincipal,
+    session: Session,
+    clock: ClockDep,
+    page: PageRequest = Depends(page_request),
+    open_only: bool = Query(default=False, alias="open"),
+) -> Page[ParkedOut]:
+    """Newest first, as the audit; `open=true` leaves out the resolved ones."""
+    rows = await ParkingService(session, clock).parked(
+        who.tenant_id, open_only=open_only, before=cursor_uuid(page.after), limit=page.limit + 1
+    )
+    return build_page(rows, page, lambda p: {"id": str(p.id)}, parked_out)
+
+
+@router.post("/v1/inbound/parked/{parked_id}/replay")
+async def replay_parked(
+    parked_id: str, who: CurrentPrincipal, session: Session, clock: ClockDep
+) -> ReplayOut:
+    """Replay one parked report now, as `coursegate replay parked` does; 200 with its
+    outcome whatever it is. One resolved before is not replayed again (`replayed` false)."""
+    result = await ParkingService(session, clock).replay_one(who.tenant_id, path_uuid(parked_id))
+    return ReplayOut(
+        outcome=result.outcome, replayed=result.replayed, parked=parked_out(result.parked)
     )

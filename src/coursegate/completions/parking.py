@@ -4,10 +4,17 @@ A replay runs inside a savepoint of the caller's transaction: when a new
 person's identifier wakes a parked report, the person and the completion
 appear together, and a replay that is refused (say, the course was recorded
 meanwhile) is audited without undoing the person.
+
+A report is credited at most once however often it is replayed: the
+completion is unique per person and provider course, so a second replay of
+the same report can only find it recorded (`duplicate`). Replaying one parked
+report by its id goes further: it is locked while it is replayed, and one
+already resolved is not replayed again but answered with its outcome.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,11 +28,12 @@ from coursegate.completions.inbound import (
     refusal_reason,
 )
 from coursegate.completions.payload import parse_report
-from coursegate.completions.repository import CompletionRepository
+from coursegate.completions.repository import CompletionReads, CompletionRepository
 from coursegate.completions.service import CompletionService
 from coursegate.completions.store import store_for
 from coursegate.kit.clock import Clock
-from coursegate.kit.errors import DomainError
+from coursegate.kit.errors import DomainError, NotFound
+from coursegate.kit.pagination import DEFAULT_LIMIT
 from coursegate.models import ParkedRequest
 
 
@@ -33,7 +41,10 @@ from coursegate.models import ParkedRequest
 class ReplayResult:
     parked: ParkedRequest
     outcome: str
-    """`accepted`, `duplicate`, `still_parked`, or the refusal's code."""
+    """`accepted`, `duplicate`, `still_parked`, or the refusal's code (`provider_gone`
+    when the provider was deleted)."""
+    replayed: bool = True
+    """False when the report was resolved already and this call only reports how."""
 
 
 class ParkingService:
@@ -51,6 +62,32 @@ class ParkingService:
     async def replay_all(self, tenant_id: str) -> list[ReplayResult]:
         """Replay every unresolved parked report of a tenant (the manual command)."""
         return [await self._replay(p) for p in await self.repo.waiting(tenant_id, None)]
+
+    async def parked(
+        self,
+        tenant_id: str,
+        *,
+        open_only: bool = False,
+        before: uuid.UUID | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> Sequence[ParkedRequest]:
+        """A tenant's parked reports, newest first, `limit` at most after the one with id
+        `before`; only those still waiting when `open_only`."""
+        return await CompletionReads(self.session).parked(
+            tenant_id, open_only=open_only, before=before, limit=limit
+        )
+
+    async def replay_one(self, tenant_id: str, parked_id: uuid.UUID) -> ReplayResult:
+        """Replay one parked report now, as `replay_all` would (NotFound if the tenant
+        has no such report). One resolved already is answered with its outcome and
+        `replayed` false, so calling this twice credits the learner once."""
+        parked = await self.repo.parked_for_update(tenant_id, parked_id)
+        if parked is None:
+            raise NotFound()
+        if parked.resolved_at is not None:
+            assert parked.outcome is not None
+            return ReplayResult(parked=parked, outcome=parked.outcome, replayed=False)
+        return await self._replay(parked)
 
     async def _replay(self, parked: ParkedRequest) -> ReplayResult:
         now = self.clock.now()

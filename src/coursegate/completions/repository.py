@@ -260,6 +260,18 @@ class CompletionRepository:
             )
         return (await self.session.scalars(stmt.order_by(ParkedRequest.id))).all()
 
+    async def parked_for_update(self, tenant_id: str, parked_id: uuid.UUID) -> ParkedRequest | None:
+        """One parked request, locked until the transaction ends (on PostgreSQL; SQLite's
+        one writer already excludes others), read afresh: a replay of it that committed
+        meanwhile is seen."""
+        stmt = (
+            select(ParkedRequest)
+            .where(ParkedRequest.tenant_id == tenant_id, ParkedRequest.id == parked_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(stmt)).first()
+
 
 class CompletionReads:
     """The read side: lists for the admin API, newest or oldest first by time-ordered id."""
@@ -297,4 +309,22 @@ class CompletionReads:
             stmt = stmt.where(InboundAudit.id < before)
         return (
             await self.session.scalars(stmt.order_by(InboundAudit.id.desc()).limit(limit))
+        ).all()
+
+    async def parked(
+        self,
+        tenant_id: str,
+        *,
+        open_only: bool,
+        before: uuid.UUID | None,
+        limit: int,
+    ) -> Sequence[ParkedRequest]:
+        """Newest first, as the audit."""
+        stmt = select(ParkedRequest).where(ParkedRequest.tenant_id == tenant_id)
+        if open_only:
+            stmt = stmt.where(ParkedRequest.resolved_at.is_(None))
+        if before is not None:
+            stmt = stmt.where(ParkedRequest.id < before)
+        return (
+            await self.session.scalars(stmt.order_by(ParkedRequest.id.desc()).limit(limit))
         ).all()

@@ -128,6 +128,19 @@ async def list_runs(
     return build_page(rows, page, lambda r: {"id": str(r.id)}, run_out)
 
 
+@router.post("/{connector_id}/runs", status_code=202)
+async def start_run(
+    connector_id: str,
+    who: CurrentPrincipal,
+    request: Request,
+    connectors: ConnectorService = Service,
+) -> RunOut:
+    """Run now, on a worker, as `coursegate pull` does: 202 with the run, `running`;
+    409 `RUN_IN_PROGRESS` while a run of the connector is in progress (nothing started)."""
+    run = await connectors.run_now(who.tenant_id, connector_id, request.app.state.enqueuer)
+    return run_out(run)
+
+
 @router.get("/{connector_id}/rejects")
 async def list_rejects(
     connector_id: str,

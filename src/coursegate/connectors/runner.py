@@ -54,7 +54,7 @@ from coursegate.kit.errors import DomainError, NotFound
 from coursegate.kit.ids import uuid7
 from coursegate.kit.secrets import SecretStores, SecretUnavailable
 from coursegate.kit.timefmt import format_instant
-from coursegate.models import ConnectorRun
+from coursegate.models import Connector, ConnectorRun
 
 log = structlog.get_logger(__name__)
 
@@ -180,6 +180,46 @@ async def fetched_ahead(pages: AsyncIterator[T]) -> AsyncIterator[T]:
             upcoming.exception()
 
 
+async def record_start(
+    repo: ConnectorRepository,
+    connector: Connector,
+    run_id: uuid.UUID,
+    *,
+    trigger: str,
+    since: datetime | None,
+    dry_run: bool,
+    now: datetime,
+) -> None:
+    """Record a run as `running` in the repository's transaction, which takes the
+    connector's lock once it commits; AlreadyRunning if another run holds it (one whose
+    heartbeat is older than RUN_STALE_AFTER is marked abandoned first)."""
+    tenant_id, connector_id = connector.tenant_id, connector.id
+    await repo.abandon_stale(tenant_id, connector_id, now - RUN_STALE_AFTER, now)
+    started = await repo.start_run(
+        {
+            "tenant_id": tenant_id,
+            "id": run_id,
+            "connector_id": connector_id,
+            "trigger": trigger,
+            "status": "running",
+            "since": since,
+            "dry_run": dry_run,
+            "started_at": now,
+            "heartbeat_at": now,
+            "ended_at": None,
+            "pages": 0,
+            "created": 0,
+            "skipped": 0,
+            "rejected": 0,
+            "watermark": connector.watermark,
+            "error_class": None,
+            "message": None,
+        }
+    )
+    if not started:
+        raise AlreadyRunning(f"connector {connector_id} is running already")
+
+
 def source_for(kind: str, config: dict[str, Any]) -> Source:
     if kind == "datapass":
         return DataPassSource(DatapassConfig.model_validate(config))
@@ -277,30 +317,9 @@ class Runner:
                 await repo.update_run(tenant_id, found.id, {"heartbeat_at": now})
             else:
                 run_id = run_id or uuid7()
-                await repo.abandon_stale(tenant_id, connector_id, now - RUN_STALE_AFTER, now)
-                started = await repo.start_run(
-                    {
-                        "tenant_id": tenant_id,
-                        "id": run_id,
-                        "connector_id": connector_id,
-                        "trigger": trigger,
-                        "status": "running",
-                        "since": since,
-                        "dry_run": dry_run,
-                        "started_at": now,
-                        "heartbeat_at": now,
-                        "ended_at": None,
-                        "pages": 0,
-                        "created": 0,
-                        "skipped": 0,
-                        "rejected": 0,
-                        "watermark": connector.watermark,
-                        "error_class": None,
-                        "message": None,
-                    }
+                await record_start(
+                    repo, connector, run_id, trigger=trigger, since=since, dry_run=dry_run, now=now
                 )
-                if not started:
-                    raise AlreadyRunning(f"connector {connector_id} is running already")
             assert run_id is not None
             return run_id, connector.kind, dict(connector.config), stored_watermarks(connector)
 

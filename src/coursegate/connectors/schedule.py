@@ -8,6 +8,10 @@ however often it is started, so a tick never pulls twice. A run's id is
 derived from its workflow id: if the process dies mid-run, DBOS recovers the
 workflow and the runner takes that same run over instead of being locked out
 by it.
+
+A run started by hand through the API (`POST /v1/connectors/{id}/runs`) is the
+same workflow, enqueued in the request's transaction with the run it takes
+over already recorded: both commit, or neither.
 """
 
 from __future__ import annotations
@@ -32,8 +36,16 @@ log = structlog.get_logger(__name__)
 RUN_NAMESPACE = uuid.UUID("4f3c2a61-8e1d-4b7a-9c55-0d6f1e2b3a49")
 
 
+PULL_WORKFLOW = "pull_connector"
+
+
 def pull_workflow_id(tenant_id: str, connector_id: str, tick: datetime) -> str:
     return f"pull-{tenant_id}-{connector_id}-{tick:%Y%m%dT%H%MZ}"
+
+
+def run_now_workflow_id(tenant_id: str, connector_id: str, run_id: uuid.UUID) -> str:
+    """The pull workflow of a run started by hand through the API: one per run."""
+    return f"pull-{tenant_id}-{connector_id}-run-{run_id}"
 
 
 @DBOS.step()
@@ -77,7 +89,7 @@ async def pull_step(tenant_id: str, connector_id: str, run_id: str) -> dict[str,
     return {"status": result.status, "run_id": str(result.run_id)}
 
 
-@DBOS.workflow(name="pull_connector")
+@DBOS.workflow(name=PULL_WORKFLOW)
 async def pull_connector(tenant_id: str, connector_id: str, run_id: str) -> dict[str, Any]:
     return await pull_step(tenant_id, connector_id, run_id)
 

@@ -3,6 +3,9 @@ called, secrets named by a reference that resolves, and a strict cron schedule.
 
 Only references are stored and returned; the secret behind one is resolved at
 save time to catch a typo, and again when a run needs it.
+
+A run started now is recorded and its durable workflow enqueued in the
+caller's transaction, so either both exist or neither does.
 """
 
 from __future__ import annotations
@@ -14,23 +17,31 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.connectors.repository import ConnectorRepository
+from coursegate.connectors.runner import record_start
+from coursegate.connectors.schedule import PULL_WORKFLOW, run_now_workflow_id
 from coursegate.connectors.schemas import (
     CONFIG_MODELS,
     URL_FIELDS,
     ConnectorCreate,
     ConnectorPatch,
 )
+from coursegate.durable import Enqueuer
 from coursegate.kit.clock import Clock
 from coursegate.kit.errors import AlreadyExists, NotFound, ValidationFailed, validation_details
+from coursegate.kit.ids import uuid7
 from coursegate.kit.netguard import validate_webhook_url
 from coursegate.kit.secrets import SecretStores, SecretUnavailable
-from coursegate.models import Connector
+from coursegate.models import Connector, ConnectorRun
+
+MANUAL = "manual"
+"""The trigger of a run started by hand, by `coursegate pull` or through the API."""
 
 
 class ConnectorService:
     def __init__(
         self, session: AsyncSession, clock: Clock, stores: SecretStores, *, allow_private: bool
     ) -> None:
+        self.session = session
         self.repo = ConnectorRepository(session)
         self.clock = clock
         self.stores = stores
@@ -81,6 +92,35 @@ class ConnectorService:
         connector.updated_at = self.clock.now()
         await self.repo.flush()
         return connector
+
+    async def run_now(self, tenant_id: str, connector_id: str, enqueuer: Enqueuer) -> ConnectorRun:
+        """Start a run as `coursegate pull` does, on a worker: the run is recorded
+        `running` (trigger `manual`) and its durable pull workflow enqueued, both in this
+        transaction; the workflow takes that run over when a worker picks it up.
+        NotFound for an unknown connector; AlreadyRunning (`RUN_IN_PROGRESS`), with
+        nothing recorded or enqueued, while a run of the connector is in progress."""
+        connector = await self.get(tenant_id, connector_id)
+        run_id = uuid7()
+        await record_start(
+            self.repo,
+            connector,
+            run_id,
+            trigger=MANUAL,
+            since=None,
+            dry_run=False,
+            now=self.clock.now(),
+        )
+        await enqueuer.enqueue(
+            self.session,
+            PULL_WORKFLOW,
+            tenant_id,
+            connector_id,
+            str(run_id),
+            workflow_id=run_now_workflow_id(tenant_id, connector_id, run_id),
+        )
+        run = await self.repo.get_run(tenant_id, run_id)
+        assert run is not None
+        return run
 
     async def delete(self, tenant_id: str, connector_id: str) -> None:
         await self.repo.delete(await self.get(tenant_id, connector_id))

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Query
 
 from coursegate.kit.ids import path_uuid
-from coursegate.models import Person, PersonIdentifier
-from coursegate.people.schemas import Identifier, PersonCreate, PersonOut
+from coursegate.kit.pagination import Page, PageRequest, build_page, cursor_uuid, page_request
+from coursegate.people.schemas import PersonCreate, PersonOut, person_out
 from coursegate.people.service import PeopleService
 from coursegate.web import ClockDep, CurrentPrincipal, Session
 
 router = APIRouter(prefix="/v1/people", tags=["people"])
-
-
-def person_out(person: Person, identifiers: Sequence[PersonIdentifier]) -> PersonOut:
-    return PersonOut(
-        id=person.id,
-        name=person.name,
-        email=person.email,
-        identifiers=[Identifier(namespace=i.namespace, value=i.value) for i in identifiers],
-        created_at=person.created_at,
-    )
 
 
 @router.post("", status_code=201)
@@ -36,6 +24,34 @@ async def create_person(
         email=body.email,
     )
     return person_out(person, identifiers)
+
+
+@router.get("")
+async def list_people(
+    who: CurrentPrincipal,
+    session: Session,
+    clock: ClockDep,
+    page: PageRequest = Depends(page_request),
+    identifier: str | None = Query(
+        default=None, description="an identifier value, matched exactly in any namespace"
+    ),
+    namespace: str | None = Query(
+        default=None, description="with `identifier`: only in this namespace"
+    ),
+    q: str | None = Query(
+        default=None, description="text the name contains, any case, at least 2 characters"
+    ),
+) -> Page[PersonOut]:
+    """By id; everyone when no filter is given."""
+    found = await PeopleService(session, clock).search(
+        who.tenant_id,
+        identifier=identifier,
+        namespace=namespace,
+        q=q,
+        after=cursor_uuid(page.after),
+        limit=page.limit + 1,
+    )
+    return build_page(found, page, lambda p: {"id": str(p.id)}, lambda p: p)
 
 
 @router.get("/{person_id}")

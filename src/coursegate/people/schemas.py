@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
 from coursegate.kit.fields import Email, Namespace, StrictInput
 from coursegate.kit.timefmt import Instant
+from coursegate.models import Person, PersonIdentifier
 
 
 class Identifier(StrictInput):
@@ -27,3 +29,13 @@ class PersonOut(BaseModel):
     email: str | None
     identifiers: list[Identifier]
     created_at: Instant
+
+
+def person_out(person: Person, identifiers: Sequence[PersonIdentifier]) -> PersonOut:
+    return PersonOut(
+        id=person.id,
+        name=person.name,
+        email=person.email,
+        identifiers=[Identifier(namespace=i.namespace, value=i.value) for i in identifiers],
+        created_at=person.created_at,
+    )

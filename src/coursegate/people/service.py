@@ -9,10 +9,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.completions.parking import ParkingService
 from coursegate.kit.clock import Clock
-from coursegate.kit.errors import AlreadyExists, NotFound
+from coursegate.kit.errors import AlreadyExists, NotFound, ValidationFailed
+from coursegate.kit.fields import check_field, check_namespace
 from coursegate.kit.ids import uuid7
+from coursegate.kit.pagination import DEFAULT_LIMIT
 from coursegate.models import Person, PersonIdentifier
 from coursegate.people.repository import PeopleRepository
+from coursegate.people.schemas import PersonOut, person_out
+
+NAME_SEARCH_MIN_LENGTH = 2
+"""The shortest name text searched: short family names (Li, Wu, Ng) are two letters,
+and one letter would match nearly everyone."""
+TEXT_MAX_LENGTH = 256
+"""As long as a name or an identifier value may be."""
 
 
 class PeopleService:
@@ -69,6 +78,50 @@ class PeopleService:
         if person is None:
             raise NotFound()
         return person, await self.repo.identifiers_of(tenant_id, person_id)
+
+    async def search(
+        self,
+        tenant_id: str,
+        *,
+        identifier: str | None = None,
+        namespace: str | None = None,
+        q: str | None = None,
+        after: uuid.UUID | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[PersonOut]:
+        """People by id, `limit` at most after `after`: those an identifier value names
+        exactly (in `namespace`, or in any namespace), or those whose name contains `q`
+        whatever its case (at least two characters once trimmed), or everyone.
+
+        Refuses both filters together, and a namespace without an identifier, as
+        `ValidationFailed` on the field concerned.
+        """
+        if identifier is not None:
+            if q is not None:
+                raise ValidationFailed.field(
+                    "q", "invalid", "search by identifier or by name, not both"
+                )
+            _check_length("identifier", identifier, 1)
+            if namespace is not None:
+                check_field(check_namespace, "namespace", namespace)
+        elif namespace is not None:
+            raise ValidationFailed.field(
+                "identifier", "required", "namespace narrows a search by identifier"
+            )
+        name = None
+        if q is not None:
+            name = q.strip()
+            _check_length("q", name, NAME_SEARCH_MIN_LENGTH)
+        people = await self.repo.listing(
+            tenant_id,
+            identifier=identifier,
+            namespace=namespace,
+            name_contains=name,
+            after=after,
+            limit=limit,
+        )
+        identifiers = await self.repo.identifiers_of_many(tenant_id, [p.id for p in people])
+        return [person_out(p, identifiers[p.id]) for p in people]
 
     async def find(self, tenant_id: str, namespace: str, value: str) -> uuid.UUID | None:
         """The person an identifier names, if any."""
@@ -133,3 +186,10 @@ class PeopleService:
             ids.append(person_id)
         await self.session.flush()
         return ids
+
+
+def _check_length(field: str, value: str, shortest: int) -> None:
+    if len(value) > TEXT_MAX_LENGTH:
+        raise ValidationFailed.field(field, "too_long", f"at most {TEXT_MAX_LENGTH} characters")
+    if len(value) < shortest:
+        raise ValidationFailed.field(field, "invalid", f"at least {shortest} characters")

@@ -1,4 +1,4 @@
-"""Routes of SPEC §5: webhook endpoints, their attempts, resend and replay."""
+"""Routes of SPEC §5: webhook endpoints, their attempts, resend, replay and recover."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from coursegate.webhooks.schemas import (
     EndpointUpdate,
     EndpointWithSecret,
     Queued,
+    RecoverRequest,
     ReplayRequest,
     ResendOut,
 )
@@ -167,3 +168,15 @@ async def replay(
     webhooks: WebhookService = Service,
 ) -> Queued:
     return Queued(queued=await webhooks.replay(who.tenant_id, path_uuid(endpoint_id), body.since))
+
+
+@router.post("/{endpoint_id}/recover", status_code=202)
+async def recover(
+    endpoint_id: str,
+    body: RecoverRequest,
+    who: CurrentPrincipal,
+    webhooks: WebhookService = Service,
+) -> Queued:
+    """Every message whose latest attempt since then failed, once more (SPEC §9); a message
+    already queued again is not queued twice."""
+    return Queued(queued=await webhooks.recover(who.tenant_id, path_uuid(endpoint_id), body.since))

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from coursegate.kit.ids import uuid7
 from coursegate.kit.sql import dialect_of
 from coursegate.models import Delivery, DeliveryAttempt, Event, Tenant, WebhookEndpoint
-from coursegate.models.base import table_of
+from coursegate.models.base import UtcDateTime, table_of
 
 DELIVERIES = table_of(Delivery)
 ATTEMPTS = table_of(DeliveryAttempt)
@@ -143,7 +143,12 @@ _RECORD = (
         status=bindparam("v_status"),
         attempts=bindparam("v_attempts"),
         next_attempt_at=bindparam("v_next"),
-        last_attempt_at=func.coalesce(bindparam("v_last"), DELIVERIES.c.last_attempt_at),
+        # Typed: inside coalesce() the parameter would not take the column's type, and
+        # SQLite would be given the driver's text for an instant, which does not compare
+        # with the stored form.
+        last_attempt_at=func.coalesce(
+            bindparam("v_last", type_=UtcDateTime()), DELIVERIES.c.last_attempt_at
+        ),
         enrichment=bindparam("v_enrichment"),
     )
 )
@@ -152,7 +157,8 @@ _RECORD = (
 def new_delivery(
     tenant_id: str, endpoint_id: uuid.UUID, event_id: uuid.UUID, origin: str, now: datetime
 ) -> dict[str, Any]:
-    """A delivery row due now; `origin` says why it exists: event, resend or replay."""
+    """A delivery row due now; `origin` says why it exists: event, resend, replay or
+    recover."""
     return {
         "tenant_id": tenant_id,
         "id": uuid7(),

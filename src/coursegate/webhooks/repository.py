@@ -1,4 +1,5 @@
-"""All SQL of the admin side of webhooks: endpoints, their attempts, resend and replay."""
+"""All SQL of the admin side of webhooks: endpoints, their attempts, resend, replay and
+recovery."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from coursegate.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
+from coursegate.webhooks.queue import CANCELED, FAILED, PENDING
+
+_other = aliased(Delivery)
 
 
 class WebhookRepository:
@@ -18,6 +23,19 @@ class WebhookRepository:
 
     async def get(self, tenant_id: str, endpoint_id: uuid.UUID) -> WebhookEndpoint | None:
         return await self.session.get(WebhookEndpoint, (tenant_id, endpoint_id))
+
+    async def get_for_update(
+        self, tenant_id: str, endpoint_id: uuid.UUID
+    ) -> WebhookEndpoint | None:
+        """The endpoint, locked until the transaction ends (on PostgreSQL; SQLite's one
+        writer already excludes others): what serialises two recoveries of one endpoint."""
+        stmt = (
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.id == endpoint_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(stmt)).first()
 
     async def add(self, endpoint: WebhookEndpoint) -> None:
         self.session.add(endpoint)
@@ -98,3 +116,45 @@ class WebhookRepository:
             )
         stmt = stmt.order_by(Event.occurred_at, Event.id).limit(limit)
         return [(r.id, r.occurred_at) for r in (await self.session.execute(stmt)).all()]
+
+    async def failed_messages(
+        self,
+        tenant_id: str,
+        endpoint_id: uuid.UUID,
+        since: datetime,
+        *,
+        after: uuid.UUID | None,
+        limit: int,
+    ) -> Sequence[uuid.UUID]:
+        """The events whose message to this endpoint was last attempted at or after `since`
+        and failed, and which no delivery is queued for now; by event id, one page at a time.
+
+        A message may have several deliveries (the first, resends, replays): its latest
+        attempt is that of the delivery attempted last (`last_attempt_at`, then id), and
+        that delivery failed if it ended `failed`, or `canceled` after an attempt (every
+        attempt before a success ends the delivery `delivered`). Read along the index
+        `(tenant_id, endpoint_id, event_id)`, for the page and for each probe.
+        """
+        d = Delivery
+        later_or_queued = exists().where(
+            _other.tenant_id == d.tenant_id,
+            _other.endpoint_id == d.endpoint_id,
+            _other.event_id == d.event_id,
+            _other.id != d.id,
+            or_(
+                _other.status == PENDING,
+                _other.last_attempt_at > d.last_attempt_at,
+                and_(_other.last_attempt_at == d.last_attempt_at, _other.id > d.id),
+            ),
+        )
+        stmt = select(d.event_id).where(
+            d.tenant_id == tenant_id,
+            d.endpoint_id == endpoint_id,
+            d.status.in_((FAILED, CANCELED)),
+            d.last_attempt_at >= since,
+            ~later_or_queued,
+        )
+        if after is not None:
+            stmt = stmt.where(d.event_id > after)
+        stmt = stmt.order_by(d.event_id).limit(limit)
+        return (await self.session.scalars(stmt)).all()

@@ -78,6 +78,11 @@ class ReplayRequest(StrictInput):
     since: Instant
 
 
+class RecoverRequest(StrictInput):
+    since: Instant
+    """Messages whose latest attempt at or after this instant failed are sent again."""
+
+
 class Queued(BaseModel):
     queued: int
     """Messages queued for delivery, each keeping its original `webhook-id`."""

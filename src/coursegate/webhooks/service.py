@@ -1,4 +1,5 @@
-"""Webhook endpoints' rules: secrets shown once, rotation with overlap, resend and replay.
+"""Webhook endpoints' rules: secrets shown once, rotation with overlap, resend, replay and
+recovery of failed messages.
 
 The service never commits; the request's transaction does.
 """
@@ -29,6 +30,7 @@ ROTATION_OVERLAP = timedelta(hours=24)
 REPLAY_CHUNK = 1000
 RESEND = "resend"
 REPLAY = "replay"
+RECOVER = "recover"
 
 
 class EndpointDisabled(DomainError):
@@ -181,8 +183,43 @@ class WebhookService:
             last_id, last_at = page[-1]
             after = (last_at, last_id)
 
-    async def _enabled(self, tenant_id: str, endpoint_id: uuid.UUID) -> WebhookEndpoint:
-        endpoint = await self.get(tenant_id, endpoint_id)
+    async def recover(self, tenant_id: str, endpoint_id: uuid.UUID, since: datetime) -> int:
+        """Send once more, once each, every message whose latest attempt at or after
+        `since` failed, keeping its `webhook-id`; how many were queued.
+
+        A message that has a delivery queued already (waiting for its next retry, or
+        queued by an earlier recovery, resend or replay) is left to it: calling this
+        twice queues nothing the second time until those deliveries have been tried.
+        The endpoint's row is locked meanwhile, so two recoveries at once queue each
+        message once. A disabled endpoint is refused, as for a replay.
+        """
+        endpoint = await self._enabled(tenant_id, endpoint_id, lock=True)
+        queue = DeliveryQueue(self.session)
+        now = self.clock.now()
+        after: uuid.UUID | None = None
+        queued = 0
+        while True:
+            page = await self.repo.failed_messages(
+                tenant_id, endpoint.id, since, after=after, limit=REPLAY_CHUNK
+            )
+            if not page:
+                return queued
+            await queue.add_deliveries(
+                [new_delivery(tenant_id, endpoint.id, event_id, RECOVER, now) for event_id in page]
+            )
+            queued += len(page)
+            after = page[-1]
+
+    async def _enabled(
+        self, tenant_id: str, endpoint_id: uuid.UUID, *, lock: bool = False
+    ) -> WebhookEndpoint:
+        if lock:
+            found = await self.repo.get_for_update(tenant_id, endpoint_id)
+            if found is None:
+                raise NotFound()
+            endpoint = found
+        else:
+            endpoint = await self.get(tenant_id, endpoint_id)
         if not endpoint.enabled:
             raise EndpointDisabled("enable the endpoint first (PATCH enabled: true)")
         return endpoint
