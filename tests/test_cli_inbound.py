@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -513,7 +514,12 @@ def test_demo_from_nothing_to_a_credit(db_url: str, tmp_path: Path) -> None:
         "provider",
         "course",
         "person_id",
+        "console_url",
+        "console_organisation",
+        "console_email",
+        "console_password",
     }
+    assert first["console_url"] == f"{base}/console"
     assert (first["tenant"], first["program"], first["provider"], first["course"]) == (
         "demo",
         "demo-earned-time",
@@ -561,6 +567,9 @@ def test_demo_from_nothing_to_a_credit(db_url: str, tmp_path: Path) -> None:
         assert who.status_code == 200
         assert who.json()["tenant"]["id"] == "demo"
         assert _bash(second["credits_command"], elsewhere)["credits_total"] == 1
+        # The printed sign-in opens the console; the first run's password no longer does.
+        assert _console_sign_in(second) == 303
+        assert _console_sign_in({**second, "console_password": first["console_password"]}) == 401
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -568,6 +577,26 @@ def test_demo_from_nothing_to_a_credit(db_url: str, tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def _console_sign_in(demo: dict[str, Any]) -> int:
+    """Sign in to the console with what the demo printed, as the login form does."""
+    with httpx.Client(base_url=demo["console_url"]) as browser:
+        form = browser.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token is not None
+        answer = browser.post(
+            "/login",
+            data={
+                "organisation": demo["console_organisation"],
+                "email": demo["console_email"],
+                "password": demo["console_password"],
+                "csrf_token": token.group(1),
+            },
+        )
+        if answer.status_code == 303:
+            assert browser.get(demo["console_url"]).status_code == 200
+        return answer.status_code
 
 
 def test_demo_again_adds_no_seats_and_refuses_a_course_it_cannot_use(settings: Settings) -> None:

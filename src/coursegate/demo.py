@@ -41,8 +41,9 @@ from coursegate.courses.schemas import CourseCreate, SeatOrderCreate
 from coursegate.courses.service import CourseService
 from coursegate.db import Database
 from coursegate.kit.clock import Clock
-from coursegate.kit.errors import DomainError, ValidationFailed, validation_details
+from coursegate.kit.errors import DomainError, NotFound, ValidationFailed, validation_details
 from coursegate.kit.secrets import SecretBox, SecretStores
+from coursegate.operators.service import OperatorService
 from coursegate.people.repository import PeopleRepository
 from coursegate.people.service import PeopleService
 from coursegate.programs.repository import ProgramRepository
@@ -73,6 +74,9 @@ ASSIGNMENT_FILE = "demo-assignment.json"
 SQLITE_PREFIX = "sqlite+aiosqlite:///"
 
 
+OPERATOR_EMAIL = "admin@demo.example.org"
+
+
 class DemoConflict(DomainError):
     """A demo object exists with other rules than the demo needs: reusing it would mislead."""
 
@@ -89,6 +93,7 @@ class DemoSetup:
     key_id: str
     person_ids: tuple[uuid.UUID, ...]
     tenant_created: bool
+    operator_password: str
 
     @property
     def person_id(self) -> uuid.UUID:
@@ -108,6 +113,8 @@ class DemoOutput:
     environment_pinned: bool
     """False when the database URL carries a password and so is left out of the command."""
     tenant_created: bool
+    console_url: str
+    operator_password: str
 
     def as_json(self) -> dict[str, str]:
         return {
@@ -121,6 +128,10 @@ class DemoOutput:
             "provider": PROVIDER,
             "course": COURSE,
             "person_id": str(self.person_id),
+            "console_url": self.console_url,
+            "console_organisation": TENANT,
+            "console_email": OPERATOR_EMAIL,
+            "console_password": self.operator_password,
         }
 
     def as_text(self) -> str:
@@ -142,6 +153,10 @@ class DemoOutput:
             f"   {self.credits_command}",
             "5. and the enrollments:",
             f"   {self.enrollments_command}",
+            "",
+            f"operator console: {self.console_url}",
+            f"   organisation {TENANT}, email {OPERATOR_EMAIL}, password (shown once): "
+            f"{self.operator_password}",
         ]
         if not self.environment_pinned:
             lines.append(
@@ -161,13 +176,28 @@ async def set_up(
         people = tuple([await _person(session, clock, value) for value in PEOPLE])
         key_id = await _provider(session, clock, box, stores)
         await _course(session, clock, today_in_zone(clock.now(), timezone))
+        password = await _operator(session, clock)
     return DemoSetup(
         api_key=api_key,
         timezone=timezone,
         key_id=key_id,
         person_ids=people,
         tenant_created=created,
+        operator_password=password,
     )
+
+
+async def _operator(session: AsyncSession, clock: Clock) -> str:
+    """An admin of the console; run again, it gets a new password (the old one was shown
+    once and is not kept)."""
+    operators = OperatorService(session, clock)
+    try:
+        await operators.find(TENANT, OPERATOR_EMAIL)
+    except NotFound:
+        _, password = await operators.create(TENANT, OPERATOR_EMAIL, "admin")
+        return password
+    _, password = await operators.reset_password(TENANT, OPERATOR_EMAIL)
+    return password
 
 
 async def _tenant(session: AsyncSession, clock: Clock) -> tuple[str, str, bool]:
@@ -401,4 +431,6 @@ def describe(settings: Settings, setup: DemoSetup, base_url: str, now: datetime)
         completion_file=body_file,
         environment_pinned=pinned,
         tenant_created=setup.tenant_created,
+        console_url=f"{base_url}/console",
+        operator_password=setup.operator_password,
     )

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import pytest
 import uvicorn
 from playwright.async_api import Browser, Page, async_playwright
 
+from coursegate import durable
 from coursegate.app import create_app
 from coursegate.config import Settings
 from coursegate.db import Database
@@ -72,9 +74,11 @@ class LiveConsole:
 
 
 class _ServerThread(threading.Thread):
-    def __init__(self, settings: Settings, clock: FrozenClock, port: int) -> None:
+    def __init__(
+        self, settings: Settings, clock: FrozenClock, port: int, role: durable.Role | None
+    ) -> None:
         super().__init__(daemon=True)
-        app = create_app(settings, clock=clock)
+        app = create_app(settings, clock=clock, role=role)
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
         )
@@ -84,25 +88,34 @@ class _ServerThread(threading.Thread):
         asyncio.run(self.server.serve())
 
 
-@pytest.fixture
-def live_console(
-    settings: Settings, database: Database, clock: FrozenClock
+@contextmanager
+def console_server(
+    settings: Settings, database: Database, clock: FrozenClock, role: durable.Role | None = None
 ) -> Iterator[LiveConsole]:
-    """`coursegate api` (no workers) on a free loopback port, on the test's database."""
+    """The application on a free loopback port: `coursegate api` by default, or with
+    `role=Role.SERVE` the whole of `coursegate serve` (workers and durable runs too)."""
     port = free_port()
-    thread = _ServerThread(settings, clock, port)
+    thread = _ServerThread(settings, clock, port, role)
     thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     while not thread.server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the console's server did not start")
         time.sleep(0.02)
     try:
-        yield LiveConsole(url=url, database=database, clock=clock)
+        yield LiveConsole(url=f"http://127.0.0.1:{port}", database=database, clock=clock)
     finally:
         thread.server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def live_console(
+    settings: Settings, database: Database, clock: FrozenClock
+) -> Iterator[LiveConsole]:
+    """`coursegate api` (no workers) on a free loopback port, on the test's database."""
+    with console_server(settings, database, clock) as live:
+        yield live
 
 
 @pytest.fixture

@@ -286,13 +286,21 @@ class CompletionReads:
         filters: dict[str, Any],
         after: uuid.UUID | None,
         limit: int,
+        newest_first: bool = False,
     ) -> Sequence[Completion]:
+        """Oldest first after a cursor (the API), or newest first before one (the console)."""
         stmt = select(Completion).where(Completion.tenant_id == tenant_id)
         for name, value in filters.items():
             stmt = stmt.where(getattr(Completion, name) == value)
-        if after is not None:
-            stmt = stmt.where(Completion.id > after)
-        return (await self.session.scalars(stmt.order_by(Completion.id).limit(limit))).all()
+        if newest_first:
+            if after is not None:
+                stmt = stmt.where(Completion.id < after)
+            stmt = stmt.order_by(Completion.id.desc())
+        else:
+            if after is not None:
+                stmt = stmt.where(Completion.id > after)
+            stmt = stmt.order_by(Completion.id)
+        return (await self.session.scalars(stmt.limit(limit))).all()
 
     async def audit(
         self,

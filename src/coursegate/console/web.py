@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from coursegate.kit.clock import Clock
 from coursegate.kit.errors import DomainError, Forbidden, NotFound, report_unexpected
 from coursegate.operators.roles import Role
 from coursegate.operators.service import Current, OperatorService, Throttled, csrf_matches
@@ -100,7 +101,7 @@ class Console:
         return self.role.allows(Role(role))
 
 
-async def signed_in(request: Request, session: Session, now: ClockDep) -> Console:
+async def _console_of(request: Request, session: AsyncSession, now: Clock) -> Console:
     from coursegate.tenancy.repository import TenantRepository
 
     current = await OperatorService(session, now).current(request.cookies.get(SESSION_COOKIE, ""))
@@ -112,11 +113,28 @@ async def signed_in(request: Request, session: Session, now: ClockDep) -> Consol
     return console
 
 
-def requires(role: Role, *, acting: bool) -> Callable[..., Coroutine[Any, Any, Console]]:
+async def signed_in(request: Request, session: Session, now: ClockDep) -> Console:
+    """The operator, read in the request's transaction (which the page then reads in)."""
+    return await _console_of(request, session, now)
+
+
+async def signed_in_briefly(request: Request, now: ClockDep) -> Console:
+    """The same in a transaction of its own that ends at once: for actions that run their
+    own transactions (SQLite has one connection, and they need it)."""
+    async with database(request).transaction() as session:
+        return await _console_of(request, session, now)
+
+
+def requires(
+    role: Role, *, acting: bool, brief: bool = False
+) -> Callable[..., Coroutine[Any, Any, Console]]:
     """A dependency: the signed-in operator, refused with 403 below `role`; an acting
     (state-changing) request must also carry the session's CSRF token."""
+    source = signed_in_briefly if brief else signed_in
 
-    async def check(request: Request, console: Annotated[Console, Depends(signed_in)]) -> Console:
+    # A default, not `Annotated`: the annotation is a string (postponed evaluation) and
+    # could not name `source`, a local.
+    async def check(request: Request, console: Console = Depends(source)) -> Console:
         if not console.role.allows(role):
             raise Forbidden(f"this needs the {role} role")
         if acting:
@@ -145,6 +163,8 @@ Admin = Annotated[Console, Depends(requires(Role.ADMIN, acting=True))]
 """Changes to the tenant's set-up: admins, with the token."""
 AdminViewer = Annotated[Console, Depends(requires(Role.ADMIN, acting=False))]
 """Admin pages that only read (GET): the role is checked, no token is needed."""
+BriefActor = Annotated[Console, Depends(requires(Role.OPERATOR, acting=True, brief=True))]
+"""An operator's action that runs transactions of its own (the request holds none)."""
 SignedInActor = Annotated[Console, Depends(requires(Role.VIEWER, acting=True))]
 """What any signed-in operator may do that changes state: signing out."""
 
@@ -191,26 +211,41 @@ class PendingAction:
 @asynccontextmanager
 async def recorded(
     request: Request,
-    session: AsyncSession,
+    session: AsyncSession | None,
     console: Console,
     verb: str,
     object_type: str,
     object_id: str | uuid.UUID,
 ) -> AsyncIterator[PendingAction]:
-    """Record an action as `ok` in its own transaction when the block succeeds; a refusal is
-    left for the error page to record once the rolled-back transaction is gone."""
+    """Record an action as `ok` when the block succeeds, in the request's transaction (or,
+    with `session=None`, in one of its own); a refusal is left for the error page to
+    record once the rolled-back transaction is gone."""
     action = PendingAction(verb, object_type, str(object_id))
     request.state.pending_action = action
     yield action
+    request.state.pending_action = None
+    if session is None:
+        async with database(request).transaction() as own:
+            await _record(request, own, console, action, "ok")
+    else:
+        await _record(request, session, console, action, "ok")
+
+
+async def _record(
+    request: Request,
+    session: AsyncSession,
+    console: Console,
+    action: PendingAction,
+    outcome: str,
+) -> None:
     await OperatorService(session, clock(request)).record(
         console.current,
-        verb,
-        object_type,
+        action.verb,
+        action.object_type,
         action.object_id,
-        "ok",
+        outcome,
         action.detail or None,
     )
-    request.state.pending_action = None
 
 
 async def _record_refusal(request: Request, outcome: str, error: str) -> None:
@@ -219,15 +254,9 @@ async def _record_refusal(request: Request, outcome: str, error: str) -> None:
     if action is None or console is None:
         return
     request.state.pending_action = None
+    action.detail = {**action.detail, "error": error}
     async with database(request).transaction() as session:
-        await OperatorService(session, clock(request)).record(
-            console.current,
-            action.verb,
-            action.object_type,
-            action.object_id,
-            outcome,
-            {**action.detail, "error": error},
-        )
+        await _record(request, session, console, action, outcome)
 
 
 # Answers to refusals, as pages (or fragments, for htmx)
