@@ -1,5 +1,6 @@
 """The background work of `serve` and `worker` processes: routing events into
-deliveries, dispatching them, sending queued email, and the queue's gauges.
+deliveries, dispatching them, sending queued email, the queue's gauges, and the
+Overview's counts.
 
 Everything these loops do is held in tables, so stopping a process at any
 point loses nothing: another process, or this one restarted, carries on.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import structlog
 
 from coursegate.config import Settings
+from coursegate.console.rollup import ActivityRollup
 from coursegate.db import Database
 from coursegate.kit.clock import Clock
 from coursegate.kit.loops import PollingLoop
@@ -26,6 +28,8 @@ from coursegate.webhooks.routing import Router
 log = structlog.get_logger(__name__)
 
 GAUGE_SECONDS = 5.0
+# How often the Overview's counts catch up; what they have not caught is counted live.
+ROLLUP_SECONDS = 30.0
 
 
 def dispatch_config(settings: Settings) -> DispatchConfig:
@@ -61,6 +65,11 @@ class BackgroundWork:
                 idle_seconds=settings.dispatch_poll_seconds,
             ),
             PollingLoop("webhook-gauges", self.update_gauges, idle_seconds=GAUGE_SECONDS),
+            PollingLoop(
+                "activity-rollup",
+                ActivityRollup(database, clock).step,
+                idle_seconds=ROLLUP_SECONDS,
+            ),
         ]
         mailer = mailer_from_settings(settings)
         if mailer is None:

@@ -3,11 +3,9 @@ name and a text summary for whoever cannot see them."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
 from markupsafe import Markup, escape
 
@@ -27,13 +25,6 @@ class Series:
 
 def days(today: date, count: int) -> list[date]:
     return [today - timedelta(days=count - 1 - i) for i in range(count)]
-
-
-def per_day(instants: Iterable[datetime], zone: str, span: Sequence[date]) -> list[int]:
-    """How many instants fall on each day of `span`, days counted in the tenant's timezone."""
-    tz = ZoneInfo(zone)
-    counts = Counter(at.astimezone(tz).date() for at in instants)
-    return [counts.get(day, 0) for day in span]
 
 
 def bar_chart(name: str, span: Sequence[date], series: Sequence[Series]) -> Markup:

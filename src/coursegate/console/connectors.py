@@ -15,6 +15,7 @@ from coursegate.connectors.repository import ConnectorRepository
 from coursegate.connectors.runner import Runner
 from coursegate.console.web import PREFIX, Actor, BriefActor, Console, Viewer, recorded, render
 from coursegate.kit.clock import Clock
+from coursegate.models import Connector, ConnectorRun
 from coursegate.web import ClockDep, Session, database
 
 router = APIRouter()
@@ -31,18 +32,25 @@ async def _runs_context(session: AsyncSession, tenant_id: str, connector_id: str
     return {"runs": runs, "running": any(r.status == "running" for r in runs), "poll": POLL}
 
 
+async def with_last_runs(
+    session: AsyncSession, tenant_id: str
+) -> list[tuple[Connector, ConnectorRun | None]]:
+    """Each connector of the tenant with its newest run (the Overview shows them too)."""
+    repo = ConnectorRepository(session)
+    connectors = await repo.list(tenant_id, after=None, limit=LISTED)
+    last = await repo.last_runs(tenant_id, [c.id for c in connectors])
+    return [(c, last.get(c.id)) for c in connectors]
+
+
 @router.get(f"{PREFIX}/connectors", include_in_schema=False)
 async def connectors_page(request: Request, console: Viewer, session: Session) -> HTMLResponse:
-    repo = ConnectorRepository(session)
-    connectors = await repo.list(console.tenant_id, after=None, limit=LISTED)
-    last = await repo.last_runs(console.tenant_id, [c.id for c in connectors])
     return render(
         request,
         "connectors.html",
         {
             "title": "Connectors",
             "active": "Connectors",
-            "rows": [(c, last.get(c.id)) for c in connectors],
+            "rows": await with_last_runs(session, console.tenant_id),
         },
     )
 

@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from coursegate.console.charts import Series, bar_chart, days, per_day
+from coursegate.console.charts import Series, bar_chart, days
+from coursegate.console.connectors import with_last_runs
 from coursegate.console.repository import OverviewRepository
+from coursegate.console.rollup import per_day_counts
 from coursegate.console.web import PREFIX, Viewer, render
 from coursegate.web import ClockDep, Session
 
@@ -26,13 +28,12 @@ async def overview(
     at = now.now()
     zone = console.timezone
     span = days(at.astimezone(ZoneInfo(zone)).date(), DAYS)
-    since = at - timedelta(days=DAYS + 1)
     tenant = console.tenant_id
-    completions = per_day(await repo.completion_times(tenant, since), zone, span)
-    credits = per_day(await repo.credit_times(tenant, since), zone, span)
-    attempts = await repo.attempt_outcomes(tenant, since)
-    succeeded = per_day((t for t, o in attempts if o == "succeeded"), zone, span)
-    failed = per_day((t for t, o in attempts if o != "succeeded"), zone, span)
+    counts = await per_day_counts(session, tenant, zone, span)
+    succeeded = counts["deliveries_succeeded"]
+    failed = counts["deliveries_failed"]
+    completions = counts["completions"]
+    credits = counts["credits"]
     backlog = await repo.backlog(tenant, at)
     oldest = at - backlog.oldest_due_at if backlog.oldest_due_at else None
     charts = {
@@ -55,7 +56,7 @@ async def overview(
             "charts": charts,
             "backlog": backlog,
             "oldest": _age(oldest),
-            "runs": await repo.last_runs(tenant),
+            "runs": await with_last_runs(session, tenant),
             "parked": await repo.parked_count(tenant),
             "rejects": await repo.open_rejects(tenant),
         },

@@ -8,23 +8,30 @@ tenant (ids are time-ordered, so a time range is an id range).
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from coursegate.kit.sql import dialect_insert, dialect_of
 from coursegate.models import (
-    Completion,
-    Connector,
+    ActivityCount,
+    ActivityMark,
     ConnectorReject,
-    ConnectorRun,
-    Credit,
     Delivery,
-    DeliveryAttempt,
     ParkedRequest,
+    Tenant,
 )
+from coursegate.models.base import table_of
+
+if TYPE_CHECKING:
+    from coursegate.console.rollup import Source
+
+NO_ID = uuid.UUID(int=0)
 
 
 def id_floor(at: datetime) -> uuid.UUID:
@@ -39,43 +46,9 @@ class Backlog:
     oldest_due_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class LastRun:
-    connector_id: str
-    kind: str
-    enabled: bool
-    run: ConnectorRun | None
-
-
 class OverviewRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def completion_times(self, tenant_id: str, since: datetime) -> Sequence[datetime]:
-        rows = await self.session.scalars(
-            select(Completion.recorded_at).where(
-                Completion.tenant_id == tenant_id, Completion.id >= id_floor(since)
-            )
-        )
-        return rows.all()
-
-    async def credit_times(self, tenant_id: str, since: datetime) -> Sequence[datetime]:
-        rows = await self.session.scalars(
-            select(Credit.awarded_at).where(
-                Credit.tenant_id == tenant_id, Credit.id >= id_floor(since)
-            )
-        )
-        return rows.all()
-
-    async def attempt_outcomes(
-        self, tenant_id: str, since: datetime
-    ) -> Sequence[tuple[datetime, str]]:
-        rows = await self.session.execute(
-            select(DeliveryAttempt.attempted_at, DeliveryAttempt.outcome).where(
-                DeliveryAttempt.tenant_id == tenant_id, DeliveryAttempt.id >= id_floor(since)
-            )
-        )
-        return [(at, outcome) for at, outcome in rows.all()]
 
     async def backlog(self, tenant_id: str, now: datetime) -> Backlog:
         row = (
@@ -88,26 +61,6 @@ class OverviewRepository:
             )
         ).one()
         return Backlog(due=int(row[0]), oldest_due_at=row[1])
-
-    async def last_runs(self, tenant_id: str) -> list[LastRun]:
-        connectors = (
-            await self.session.scalars(
-                select(Connector).where(Connector.tenant_id == tenant_id).order_by(Connector.id)
-            )
-        ).all()
-        result = []
-        for connector in connectors:
-            run = await self.session.scalar(
-                select(ConnectorRun)
-                .where(
-                    ConnectorRun.tenant_id == tenant_id,
-                    ConnectorRun.connector_id == connector.id,
-                )
-                .order_by(ConnectorRun.id.desc())
-                .limit(1)
-            )
-            result.append(LastRun(connector.id, connector.kind, connector.enabled, run))
-        return result
 
     async def parked_count(self, tenant_id: str) -> int:
         count = await self.session.scalar(
@@ -124,3 +77,94 @@ class OverviewRepository:
             .where(ConnectorReject.tenant_id == tenant_id, ConnectorReject.resolved_at.is_(None))
         )
         return int(count or 0)
+
+
+class ActivityRepository:
+    """The counts behind the Overview's charts: buckets, marks, and the rows above a mark."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def tenants(self) -> Sequence[str]:
+        return (await self.session.scalars(select(Tenant.id).order_by(Tenant.id))).all()
+
+    async def lock_mark(self, tenant_id: str, source: str, now: datetime) -> uuid.UUID:
+        """The mark, created at zero when missing, locked for this transaction."""
+        insert = dialect_insert(dialect_of(self.session), table_of(ActivityMark))
+        await self.session.execute(
+            insert.values(
+                tenant_id=tenant_id, source=source, last_id=NO_ID, updated_at=now
+            ).on_conflict_do_nothing(index_elements=["tenant_id", "source"])
+        )
+        mark = await self.session.scalar(
+            select(ActivityMark.last_id)
+            .where(ActivityMark.tenant_id == tenant_id, ActivityMark.source == source)
+            .with_for_update()
+        )
+        return mark or NO_ID
+
+    async def mark(self, tenant_id: str, source: str) -> uuid.UUID:
+        mark = await self.session.scalar(
+            select(ActivityMark.last_id).where(
+                ActivityMark.tenant_id == tenant_id, ActivityMark.source == source
+            )
+        )
+        return mark or NO_ID
+
+    async def move_mark(
+        self, tenant_id: str, source: str, last_id: uuid.UUID, now: datetime
+    ) -> None:
+        await self.session.execute(
+            update(ActivityMark)
+            .where(ActivityMark.tenant_id == tenant_id, ActivityMark.source == source)
+            .values(last_id=last_id, updated_at=now)
+        )
+
+    async def rows_between(
+        self,
+        tenant_id: str,
+        source: Source,
+        *,
+        above: uuid.UUID,
+        below: uuid.UUID | None,
+        limit: int | None,
+    ) -> Sequence[Sequence[Any]]:
+        """`(id, time, *extra)` of a source's rows with ids in (above, below), by id,
+        through the tenant's primary key."""
+        model = source.model
+        stmt = select(model.id, source.time, *source.extra).where(
+            model.tenant_id == tenant_id, model.id > above
+        )
+        if below is not None:
+            stmt = stmt.where(model.id < below)
+        stmt = stmt.order_by(model.id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return [tuple(row) for row in (await self.session.execute(stmt)).all()]
+
+    async def add_counts(self, tenant_id: str, counts: Counter[tuple[str, datetime]]) -> None:
+        table = table_of(ActivityCount)
+        insert = dialect_insert(dialect_of(self.session), table)
+        statement = insert.on_conflict_do_update(
+            index_elements=["tenant_id", "metric", "bucket_at"],
+            set_={"count": table.c.count + insert.excluded.count},
+        )
+        await self.session.execute(
+            statement,
+            [
+                {"tenant_id": tenant_id, "metric": metric, "bucket_at": bucket, "count": n}
+                for (metric, bucket), n in counts.items()
+            ],
+        )
+
+    async def buckets(
+        self, tenant_id: str, metrics: Sequence[str], since: datetime
+    ) -> Sequence[tuple[str, datetime, int]]:
+        rows = await self.session.execute(
+            select(ActivityCount.metric, ActivityCount.bucket_at, ActivityCount.count).where(
+                ActivityCount.tenant_id == tenant_id,
+                ActivityCount.metric.in_(list(metrics)),
+                ActivityCount.bucket_at >= since,
+            )
+        )
+        return [(m, b, int(c)) for m, b, c in rows.all()]

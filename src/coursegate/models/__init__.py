@@ -4,6 +4,7 @@ Importing this package registers every model on `Base.metadata`, which is
 what Alembic compares the migrations against.
 """
 
+from coursegate.models.activity import ActivityCount, ActivityMark
 from coursegate.models.base import Base
 from coursegate.models.connectors import (
     Authorization,
@@ -31,6 +32,8 @@ from coursegate.models.tenancy import ApiKey, Tenant
 from coursegate.models.webhooks import Delivery, DeliveryAttempt, OutboundEmail, WebhookEndpoint
 
 __all__ = [
+    "ActivityCount",
+    "ActivityMark",
     "ApiKey",
     "Authorization",
     "Base",

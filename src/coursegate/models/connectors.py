@@ -34,6 +34,7 @@ class Connector(Base):
 
 
 RUNNING = text("status = 'running'")
+OPEN = text("resolved_at IS NULL")
 
 
 class ConnectorRun(Base):
@@ -82,6 +83,14 @@ class ConnectorReject(Base):
     __table_args__ = (
         tenant_owned(),
         Index("ix_connector_rejects_connector", "tenant_id", "connector_id", "id"),
+        Index(
+            "ix_connector_rejects_open",
+            "tenant_id",
+            "connector_id",
+            "id",
+            postgresql_where=OPEN,
+            sqlite_where=OPEN,
+        ),
     )
 
     tenant_id: Mapped[str] = tenant_column()

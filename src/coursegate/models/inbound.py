@@ -128,6 +128,7 @@ class Credit(Base):
 
 
 UNROUTED = text("routed_at IS NULL")
+OPEN = text("resolved_at IS NULL")
 
 
 class Event(Base):
@@ -179,6 +180,10 @@ class ParkedRequest(Base):
     __table_args__ = (
         tenant_fk("provider_id", "providers", ondelete="CASCADE"),
         Index("ix_parked_requests_waiting", "tenant_id", "namespace", "person_digest"),
+        # What still waits, newest first, without reading what was resolved long ago.
+        Index(
+            "ix_parked_requests_open", "tenant_id", "id", postgresql_where=OPEN, sqlite_where=OPEN
+        ),
     )
 
     tenant_id: Mapped[str] = tenant_column()
