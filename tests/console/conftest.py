@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 from playwright.async_api import Browser, Page, async_playwright
 
+from coursegate import durable
 from coursegate.app import create_app
 from coursegate.config import Settings
 from coursegate.db import Database
@@ -72,9 +73,11 @@ class LiveConsole:
 
 
 class _ServerThread(threading.Thread):
-    def __init__(self, settings: Settings, clock: FrozenClock, port: int) -> None:
+    def __init__(
+        self, settings: Settings, clock: FrozenClock, port: int, role: durable.Role | None
+    ) -> None:
         super().__init__(daemon=True)
-        app = create_app(settings, clock=clock)
+        app = create_app(settings, clock=clock, role=role)
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
         )
@@ -89,8 +92,21 @@ def live_console(
     settings: Settings, database: Database, clock: FrozenClock
 ) -> Iterator[LiveConsole]:
     """`coursegate api` (no workers) on a free loopback port, on the test's database."""
+    yield from _live(settings, database, clock, None)
+
+
+@pytest.fixture
+def live_serve(settings: Settings, database: Database, clock: FrozenClock) -> Iterator[LiveConsole]:
+    """`coursegate serve` on a free loopback port: durable execution launched in the server,
+    so an assignment's saga runs (with the fake partners under the settings' `var_dir`)."""
+    yield from _live(settings, database, clock, durable.Role.SERVE)
+
+
+def _live(
+    settings: Settings, database: Database, clock: FrozenClock, role: durable.Role | None
+) -> Iterator[LiveConsole]:
     port = free_port()
-    thread = _ServerThread(settings, clock, port)
+    thread = _ServerThread(settings, clock, port, role)
     thread.start()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
