@@ -20,6 +20,7 @@ from coursegate.config import Settings
 from coursegate.connectors.api import authorizations_router
 from coursegate.connectors.api import router as connectors_router
 from coursegate.connectors.schedule import connector_ticks
+from coursegate.console.courses import ASSIGN_ROUTE_PATTERN as CSV_ASSIGN_ROUTE_PATTERN
 from coursegate.courses.api import router as courses_router
 from coursegate.credits.api import router as credits_router
 from coursegate.db import Database
@@ -60,8 +61,9 @@ API_ROUTERS: Sequence[APIRouter] = (
     authorizations_router,
 )
 GC_YOUNG_THRESHOLD = 10_000
-# Routes that take batches get the larger body limit (SPEC §0).
-BATCH_ROUTES: Sequence[str] = (ASSIGN_ROUTE_PATTERN,)
+# Routes that take batches get the larger body limit (SPEC §0): the API's assignment, and
+# the console's upload of a Students CSV for one.
+BATCH_ROUTES: Sequence[str] = (ASSIGN_ROUTE_PATTERN, CSV_ASSIGN_ROUTE_PATTERN)
 
 
 def tune_garbage_collector() -> None:

@@ -110,6 +110,14 @@ def console_server(
 
 
 @pytest.fixture
+def live_serve(settings: Settings, database: Database, clock: FrozenClock) -> Iterator[LiveConsole]:
+    """`coursegate serve` on a free loopback port: durable execution launched in the server,
+    so an assignment's saga runs (with the fake partners under the settings' `var_dir`)."""
+    with console_server(settings, database, clock, durable.Role.SERVE) as live:
+        yield live
+
+
+@pytest.fixture
 def live_console(
     settings: Settings, database: Database, clock: FrozenClock
 ) -> Iterator[LiveConsole]:

@@ -9,6 +9,7 @@ from coursegate.console import (
     activity,
     completions,
     connectors,
+    courses,
     learners,
     login,
     overview,
@@ -26,6 +27,7 @@ ROUTERS = (
     connectors.router,
     activity.router,
     settings.router,
+    courses.router,
 )
 
 

@@ -259,6 +259,13 @@ async def _record_refusal(request: Request, outcome: str, error: str) -> None:
         await _record(request, session, console, action, outcome)
 
 
+async def record_refusal(request: Request, error: str) -> None:
+    """Record the pending action as `refused`, in a transaction of its own: for a page that
+    answers a refusal itself (a form shown again with what was wrong) rather than raising
+    it to the error pages, which would record it."""
+    await _record_refusal(request, "refused", error)
+
+
 # Answers to refusals, as pages (or fragments, for htmx)
 
 
@@ -387,6 +394,7 @@ __all__ = [
     "NotFound",
     "Session",
     "Viewer",
+    "record_refusal",
     "recorded",
     "render",
 ]

@@ -142,3 +142,19 @@ class CourseRepository:
         for status, count in (await self.session.execute(stmt)).all():
             counts[status] = count
         return counts
+
+    async def seat_counts_of(
+        self, tenant_id: str, course_ids: Sequence[str]
+    ) -> dict[str, dict[str, int]]:
+        """`{course_id: {status: count}}` for several courses in one query."""
+        counts: dict[str, dict[str, int]] = {c: {} for c in course_ids}
+        if not course_ids:
+            return counts
+        stmt = (
+            select(Seat.course_id, Seat.status, func.count())
+            .where(Seat.tenant_id == tenant_id, Seat.course_id.in_(course_ids))
+            .group_by(Seat.course_id, Seat.status)
+        )
+        for course_id, status, count in (await self.session.execute(stmt)).all():
+            counts[course_id][status] = count
+        return counts

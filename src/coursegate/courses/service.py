@@ -9,7 +9,7 @@ first order back as if it were the second.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -189,9 +189,14 @@ class CourseService:
 
     async def seat_counts(self, tenant_id: str, course_id: str) -> dict[str, int]:
         await self._course(tenant_id, course_id)
-        found = await self.repo.seat_counts(tenant_id, course_id)
-        counts = {status: found.get(status, 0) for status in SEAT_STATUSES}
-        return {**counts, "total": sum(found.values())}
+        return _with_total(await self.repo.seat_counts(tenant_id, course_id))
+
+    async def seat_counts_of(
+        self, tenant_id: str, course_ids: Sequence[str]
+    ) -> dict[str, dict[str, int]]:
+        """The same counts for several of the tenant's courses at once (a list page)."""
+        found = await self.repo.seat_counts_of(tenant_id, course_ids)
+        return {course_id: _with_total(counts) for course_id, counts in found.items()}
 
     async def _course(self, tenant_id: str, course_id: str) -> Course:
         course = await self.repo.get(tenant_id, course_id)
@@ -238,3 +243,8 @@ class CourseService:
             raise AlreadyExists(
                 "a provider course id is already mapped to another course"
             ) from None
+
+
+def _with_total(found: Mapping[str, int]) -> dict[str, int]:
+    counts = {status: found.get(status, 0) for status in SEAT_STATUSES}
+    return {**counts, "total": sum(found.values())}

@@ -368,6 +368,20 @@ class EnrollmentRepository:
             stmt = stmt.where(Enrollment.id > after)
         return (await self.session.scalars(stmt.order_by(Enrollment.id).limit(limit))).all()
 
+    async def status_counts(self, tenant_id: str, course_id: str) -> dict[str, int]:
+        """How many of a course's enrollments are in each status (provisioning ones aside)."""
+        stmt = (
+            select(Enrollment.status, func.count())
+            .where(
+                Enrollment.tenant_id == tenant_id,
+                Enrollment.course_id == course_id,
+                Enrollment.status != PROVISIONING,
+            )
+            .group_by(Enrollment.status)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        return {status: int(count) for status, count in rows}
+
     async def claimed_of_person(self, tenant_id: str, person_id: uuid.UUID) -> list[Enrollment]:
         stmt = (
             select(Enrollment)
