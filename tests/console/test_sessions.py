@@ -361,3 +361,22 @@ async def test_admins_add_and_disable_operators_and_the_last_admin_stays(
     assert "at least one active admin" in refused.text
     token = form_token((await client.get("/console/settings")).text)
     assert token == admin.csrf
+
+
+async def test_a_password_reset_while_signing_in_opens_no_session(
+    database: Database, clock: FrozenClock, acme: str
+) -> None:
+    """The password is checked between two transactions; a reset in between wins."""
+    from coursegate.operators import passwords
+
+    password = await make_operator(database, clock, "acme", "ann@acme.test", "admin")
+    async with database.transaction() as session:
+        attempt = await OperatorService(session, clock).begin_sign_in(
+            "acme", "ann@acme.test", "192.0.2.1"
+        )
+    matched = await passwords.verify(attempt.password_hash, password)
+    assert matched
+    async with database.transaction() as session:
+        await OperatorService(session, clock).reset_password("acme", "ann@acme.test")
+    async with database.transaction() as session:
+        assert await OperatorService(session, clock).finish_sign_in(attempt, matched) is None

@@ -20,6 +20,7 @@ from coursegate.console.web import (
     render,
     retry_message,
 )
+from coursegate.operators import passwords
 from coursegate.operators.service import OperatorService, Throttled
 from coursegate.web import ClockDep, Session
 
@@ -61,7 +62,6 @@ async def login_form(request: Request) -> HTMLResponse:
 @router.post(f"{PREFIX}/login", include_in_schema=False)
 async def login(
     request: Request,
-    session: Session,
     now: ClockDep,
     organisation: Annotated[str, Form(max_length=FIELD_LIMIT)] = "",
     email: Annotated[str, Form(max_length=FIELD_LIMIT)] = "",
@@ -73,9 +73,12 @@ async def login(
         return _login_page(
             request, status=403, error="The sign-in form had expired. Please sign in again."
         )
-    service = OperatorService(session, now)
+    database = request.app.state.database
     try:
-        signed = await service.sign_in(organisation, email, password, client_address(request))
+        async with database.transaction() as session:
+            attempt = await OperatorService(session, now).begin_sign_in(
+                organisation, email, client_address(request)
+            )
     except Throttled as exc:
         log.warning(
             "console_sign_in_throttled",
@@ -87,6 +90,9 @@ async def login(
             max(1, int((exc.retry_at - now.now()).total_seconds()))
         )
         return response
+    matched = await passwords.verify(attempt.password_hash, password)
+    async with database.transaction() as session:
+        signed = await OperatorService(session, now).finish_sign_in(attempt, matched)
     if signed is None:
         return _login_page(request, status=401, error="Invalid sign-in")
     redirect = RedirectResponse(PREFIX, status_code=303)

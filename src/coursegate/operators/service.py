@@ -46,6 +46,16 @@ class LastAdmin(DomainError):
     status = 409
 
 
+@dataclass(slots=True)
+class SignInAttempt:
+    """What was typed (normalised) and the hash the password must match."""
+
+    organisation: str
+    email: str
+    address: str
+    password_hash: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class SignedIn:
     """A new session: the cookie's value (shown to the browser once) and who it is."""
@@ -157,21 +167,39 @@ class OperatorService:
             retry_at = max(times[-THROTTLE_FAILURES] for times in blocking) + THROTTLE_WINDOW
             raise Throttled(retry_at)
 
-    async def sign_in(
-        self, organisation: str, email: str, password: str, address: str
-    ) -> SignedIn | None:
-        """A session for the right password of an active operator; None (and a recorded
-        failure) for anything else, whatever it was, so the page cannot tell which."""
-        organisation = organisation.strip().lower()
-        email = normalise_email(email)
-        address = address[:ADDRESS_LENGTH]
-        await self.check_throttle(organisation, email, address)
-        operator = await self.repo.by_email(organisation, email) if organisation else None
-        stored = operator.password_hash if operator and operator.disabled_at is None else None
-        if not await passwords.verify(stored, password) or operator is None:
-            await self._record_failure(organisation, email, address)
+    async def begin_sign_in(self, organisation: str, email: str, address: str) -> SignInAttempt:
+        """The first half of signing in: refused if throttled, else what the password must
+        match (None when there is no such active operator).
+
+        The password is checked between the halves, outside any transaction: Argon2 takes
+        ~150 ms, and on SQLite a transaction held that long would stall every request."""
+        attempt = SignInAttempt(
+            organisation=organisation.strip().lower(),
+            email=normalise_email(email),
+            address=address[:ADDRESS_LENGTH],
+            password_hash=None,
+        )
+        await self.check_throttle(attempt.organisation, attempt.email, attempt.address)
+        if attempt.organisation:
+            operator = await self.repo.by_email(attempt.organisation, attempt.email)
+            if operator is not None and operator.disabled_at is None:
+                attempt.password_hash = operator.password_hash
+        return attempt
+
+    async def finish_sign_in(self, attempt: SignInAttempt, matched: bool) -> SignedIn | None:
+        """A session when the password matched the hash read in the first half and the
+        operator is still the same and active; otherwise a recorded failure and None,
+        whatever was wrong, so the page cannot tell which."""
+        operator = await self.repo.by_email(attempt.organisation, attempt.email)
+        if (
+            not matched
+            or operator is None
+            or operator.disabled_at is not None
+            or operator.password_hash != attempt.password_hash
+        ):
+            await self._record_failure(attempt.organisation, attempt.email, attempt.address)
             return None
-        await self.repo.clear_account_failures(organisation, email)
+        await self.repo.clear_account_failures(attempt.organisation, attempt.email)
         now = self.clock.now()
         token = secrets.token_urlsafe(32)
         row = ConsoleSession(
