@@ -10,6 +10,7 @@ from coursegate.console import (
     completions,
     connectors,
     courses,
+    enrollment_actions,
     learners,
     login,
     overview,
@@ -28,6 +29,7 @@ ROUTERS = (
     activity.router,
     settings.router,
     courses.router,
+    enrollment_actions.router,
 )
 
 

@@ -1,18 +1,12 @@
-"""Courses and Course (SPEC §9): seat counts, enrollments by status, and the operator's
-actions on them (assign from a Students CSV, drop, cancel) through the services the API's
-routes use.
+"""Courses and Course (SPEC §9): seat counts, enrollments by status, and assigning from a
+Students CSV through the saga the API's route uses (Drop and Cancel are in
+`enrollment_actions`).
 
 Assigning runs the provisioning saga and waits for it, as the API's route does. The
 saga's steps commit on their own and SQLite has one connection, so that route holds no
 transaction while it waits: it signs the operator in through a transaction of its own,
 and the transaction that records the action and reads the page takes its connection at
 its first statement, once the saga is over.
-
-Drop and Cancel each ask first: the button fetches a confirmation into the enrollment's
-row (htmx), whose Confirm posts. The answer replaces the seat counts and the enrollments,
-with the outcome on top; a refusal lands in the row instead, as the error fragment the
-console answers every refused htmx request with. Without script, the same buttons lead
-to a confirmation page and back to the course page.
 """
 
 from __future__ import annotations
@@ -36,7 +30,6 @@ from coursegate.console.students_csv import (
 )
 from coursegate.console.web import (
     PREFIX,
-    Actor,
     BriefActor,
     Console,
     Session,
@@ -54,11 +47,11 @@ from coursegate.enrollments.api import STATUSES
 from coursegate.enrollments.assignment import Assigner
 from coursegate.enrollments.repository import EnrollmentRepository, Learner
 from coursegate.enrollments.schemas import MAX_BATCH, AssignRequest
-from coursegate.enrollments.service import VISIBLE_LIVE, Dropped, EnrollmentService
+from coursegate.enrollments.service import VISIBLE_LIVE
 from coursegate.kit.clock import Clock
-from coursegate.kit.errors import DomainError, NotFound, ValidationFailed
+from coursegate.kit.errors import DomainError, ValidationFailed
 from coursegate.kit.fields import validated
-from coursegate.kit.ids import path_uuid, query_uuid
+from coursegate.kit.ids import query_uuid
 from coursegate.models import Enrollment
 from coursegate.operators.roles import Role
 from coursegate.people.repository import PeopleRepository
@@ -169,7 +162,7 @@ class CoursePage:
     only: str | None = None
 
 
-def _who(learner: Learner | None) -> str:
+def who(learner: Learner | None) -> str:
     """A learner as a row or a notice names them: their name and their first identifier."""
     if learner is None:
         return "an unknown person"
@@ -181,16 +174,16 @@ def _who(learner: Learner | None) -> str:
     return learner.name or first or str(learner.ref.id)
 
 
-def _adapters(request: Request) -> Adapters:
+def adapters_of(request: Request) -> Adapters:
     adapters: Adapters = request.app.state.adapters
     return adapters
 
 
-def _is_htmx(request: Request) -> bool:
+def is_htmx(request: Request) -> bool:
     return bool(request.headers.get("hx-request"))
 
 
-async def _load(
+async def load_course(
     session: AsyncSession,
     console: Console,
     now: Clock,
@@ -222,7 +215,7 @@ async def _load(
                 learner=learners.get(e.person_id),
                 details=_details(e),
                 can_drop=e.status in VISIBLE_LIVE,
-                can_cancel=_cancelable(e, at),
+                can_cancel=cancelable(e, at),
                 acted=outcome is not None and outcome.enrollment_id == e.id,
             )
             for e in shown
@@ -232,7 +225,7 @@ async def _load(
     return CoursePage(view=view, seats=seats, groups=groups, only=only)
 
 
-def _cancelable(enrollment: Enrollment, at: datetime) -> bool:
+def cancelable(enrollment: Enrollment, at: datetime) -> bool:
     """Whether the service would cancel it now (its cancel window is open)."""
     until = enrollment.cancelable_until
     return enrollment.status in VISIBLE_LIVE and until is not None and at <= until
@@ -262,7 +255,7 @@ def _details(enrollment: Enrollment) -> list[tuple[str, datetime | None]]:
     return said
 
 
-def _context(console: Console, page: CoursePage, **extra: Any) -> dict[str, Any]:
+def course_context(console: Console, page: CoursePage, **extra: Any) -> dict[str, Any]:
     course = page.view.course
     return {
         "title": course.name,
@@ -281,7 +274,7 @@ def _context(console: Console, page: CoursePage, **extra: Any) -> dict[str, Any]
     }
 
 
-async def _course_page(
+async def course_page_response(
     request: Request,
     console: Console,
     session: AsyncSession,
@@ -292,8 +285,8 @@ async def _course_page(
     assign: AssignAnswer | None = None,
     outcome: Outcome | None = None,
 ) -> HTMLResponse:
-    page = await _load(session, console, now, course_id, outcome=outcome)
-    context = _context(console, page, assign=assign or AssignAnswer(), outcome=outcome)
+    page = await load_course(session, console, now, course_id, outcome=outcome)
+    context = course_context(console, page, assign=assign or AssignAnswer(), outcome=outcome)
     return render(request, "course.html", context, status=status)
 
 
@@ -337,7 +330,7 @@ async def course_page(
     """The course; `?status=…&after=…` pages through one group of its enrollments."""
     if status is not None and status not in STATUSES:
         raise ValidationFailed.field("status", "invalid", f"one of {', '.join(STATUSES)}")
-    page = await _load(
+    page = await load_course(
         session,
         console,
         now,
@@ -345,7 +338,7 @@ async def course_page(
         only=status,
         after=query_uuid("after", after) if status is not None else None,
     )
-    return render(request, "course.html", _context(console, page, assign=AssignAnswer()))
+    return render(request, "course.html", course_context(console, page, assign=AssignAnswer()))
 
 
 # Assign
@@ -397,12 +390,12 @@ async def assign(
                 bad=exc if isinstance(exc, StudentsFileRejected) else None,
                 filename=filename,
             )
-            return await _course_page(
+            return await course_page_response(
                 request, console, session, now, course_id, status=exc.status, assign=answer
             )
         plural = "s" if len(made) != 1 else ""
         notice = f"Assigned {len(made)} student{plural}; their invitations are queued."
-        return await _course_page(
+        return await course_page_response(
             request, console, session, now, course_id, assign=AssignAnswer(notice=notice)
         )
 
@@ -490,183 +483,3 @@ def _explain(exc: DomainError) -> str:
     details = exc.details or []
     said = "; ".join(f"{d.get('field')}: {d.get('message', d.get('constraint'))}" for d in details)
     return f"Nothing was assigned: {said or exc.code}."
-
-
-# Drop and cancel
-
-
-@dataclass(slots=True)
-class Target:
-    """An enrollment acted on, with what its confirmation and its outcome say about it."""
-
-    service: EnrollmentService
-    enrollment: Enrollment
-    student: str
-    course: CourseView
-
-
-async def _target(
-    request: Request,
-    session: AsyncSession,
-    now: Clock,
-    console: Console,
-    course_id: str,
-    enrollment_id: str,
-) -> Target:
-    """The tenant's enrollment in this course, else 404."""
-    service = EnrollmentService(session, now, _adapters(request))
-    enrollment = await service.get(console.tenant_id, path_uuid(enrollment_id))
-    if enrollment.course_id != course_id:
-        raise NotFound()
-    tenant = console.tenant_id
-    learners = await EnrollmentRepository(session).learners(tenant, [enrollment.person_id])
-    course = await CourseService(session, now).get(tenant, course_id)
-    return Target(service, enrollment, _who(learners.get(enrollment.person_id)), course)
-
-
-async def _confirmation(
-    request: Request,
-    console: Console,
-    session: AsyncSession,
-    now: Clock,
-    course_id: str,
-    enrollment_id: str,
-    action: str,
-) -> HTMLResponse:
-    """The question Confirm answers: a fragment for the row (htmx), else a page."""
-    target = await _target(request, session, now, console, course_id, enrollment_id)
-    htmx = _is_htmx(request)
-    context = {
-        "title": f"{action.capitalize()} an enrollment",
-        "active": "Courses",
-        "action": action,
-        "course": target.course.course,
-        "enrollment": target.enrollment,
-        "student": target.student,
-        "htmx": htmx,
-    }
-    template = "enrollment_confirm.html" if htmx else "enrollment_confirm_page.html"
-    return render(request, template, context)
-
-
-async def _answer(
-    request: Request,
-    console: Console,
-    session: AsyncSession,
-    now: Clock,
-    course_id: str,
-    outcome: Outcome,
-) -> HTMLResponse:
-    """htmx: the course's state, in place of the one on the page; else the whole page."""
-    if not _is_htmx(request):
-        return await _course_page(request, console, session, now, course_id, outcome=outcome)
-    page = await _load(session, console, now, course_id, outcome=outcome)
-    return render(
-        request,
-        "course_state.html",
-        _context(console, page, outcome=outcome, swapped=True),
-        headers={"HX-Retarget": "#course-state", "HX-Reswap": "outerHTML"},
-    )
-
-
-@router.get(f"{ENROLLMENT_PATH}/actions", include_in_schema=False)
-async def enrollment_actions(
-    request: Request,
-    course_id: str,
-    enrollment_id: str,
-    console: Operating,
-    session: Session,
-    now: ClockDep,
-) -> HTMLResponse:
-    """The row's Drop and Cancel again: what Back of a confirmation puts back."""
-    target = await _target(request, session, now, console, course_id, enrollment_id)
-    enrollment = target.enrollment
-    context = {
-        "course": target.course.course,
-        "enrollment": enrollment,
-        "can_drop": enrollment.status in VISIBLE_LIVE,
-        "can_cancel": _cancelable(enrollment, now.now()),
-    }
-    return render(request, "enrollment_actions.html", context)
-
-
-@router.get(f"{ENROLLMENT_PATH}/drop", include_in_schema=False)
-async def confirm_drop(
-    request: Request,
-    course_id: str,
-    enrollment_id: str,
-    console: Operating,
-    session: Session,
-    now: ClockDep,
-) -> HTMLResponse:
-    return await _confirmation(request, console, session, now, course_id, enrollment_id, "drop")
-
-
-@router.post(f"{ENROLLMENT_PATH}/drop", include_in_schema=False)
-async def drop(
-    request: Request,
-    course_id: str,
-    enrollment_id: str,
-    console: Actor,
-    session: Session,
-    now: ClockDep,
-) -> HTMLResponse:
-    """The API's drop: the seat comes back or is spent, and the answer says which and why."""
-    async with recorded(request, session, console, "drop", "enrollment", enrollment_id) as act:
-        target = await _target(request, session, now, console, course_id, enrollment_id)
-        dropped = await target.service.drop(console.tenant_id, target.enrollment.id)
-        act.detail = {
-            "course": course_id,
-            "seat_recovered": dropped.seat_recovered,
-            "reason": dropped.reason,
-        }
-    message = _dropped(dropped, target)
-    outcome = Outcome(target.enrollment.id, message, dropped.seat_recovered)
-    return await _answer(request, console, session, now, course_id, outcome)
-
-
-@router.get(f"{ENROLLMENT_PATH}/cancel", include_in_schema=False)
-async def confirm_cancel(
-    request: Request,
-    course_id: str,
-    enrollment_id: str,
-    console: Operating,
-    session: Session,
-    now: ClockDep,
-) -> HTMLResponse:
-    return await _confirmation(request, console, session, now, course_id, enrollment_id, "cancel")
-
-
-@router.post(f"{ENROLLMENT_PATH}/cancel", include_in_schema=False)
-async def cancel(
-    request: Request,
-    course_id: str,
-    enrollment_id: str,
-    console: Actor,
-    session: Session,
-    now: ClockDep,
-) -> HTMLResponse:
-    """The API's cancel, with the operator's email as its author."""
-    async with recorded(request, session, console, "cancel", "enrollment", enrollment_id) as act:
-        target = await _target(request, session, now, console, course_id, enrollment_id)
-        await target.service.cancel(console.tenant_id, target.enrollment.id, console.current.email)
-        act.detail = {"course": course_id}
-    message = (
-        f"Canceled the enrollment of {target.student}: its seat was rolled back and a new"
-        " seat is available."
-    )
-    outcome = Outcome(target.enrollment.id, message, True)
-    return await _answer(request, console, session, now, course_id, outcome)
-
-
-def _dropped(dropped: Dropped, target: Target) -> str:
-    last_drop = target.course.course.last_drop_date.isoformat()
-    why = {
-        "before_last_drop_date": "the seat is available again (dropped before the last drop"
-        f" date, {last_drop})",
-        "after_last_drop_date": "the seat is spent: it was dropped on or after the last drop"
-        f" date ({last_drop})",
-        "seat_previously_dropped": "the seat is spent: it had been dropped once before",
-        "no_seat": "it held no seat (a roster enrollment)",
-    }.get(dropped.reason, dropped.reason)
-    return f"Dropped {target.student}: {why}."
