@@ -1,4 +1,5 @@
-"""Webhook endpoints' rules: secrets shown once, rotation with overlap, resend and replay.
+"""Webhook endpoints' rules: secrets shown once, rotation with overlap, resend, replay and
+recovery of failed messages.
 
 The service never commits; the request's transaction does.
 """
@@ -14,15 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.kit.clock import Clock
 from coursegate.kit.errors import DomainError, NotFound
-from coursegate.kit.ids import uuid7
+from coursegate.kit.ids import id_instant, uuid7
 from coursegate.kit.netguard import validate_webhook_url
 from coursegate.kit.secrets import SecretBox
 from coursegate.kit.signing import generate_whsec
-from coursegate.models import DeliveryAttempt, WebhookEndpoint
+from coursegate.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from coursegate.webhooks.catalogue import ALL
 from coursegate.webhooks.consequences import MANUAL, disable_endpoints
 from coursegate.webhooks.queue import DeliveryQueue, new_delivery
-from coursegate.webhooks.repository import WebhookRepository
+from coursegate.webhooks.repository import AttemptCounts, MessageHead, WebhookRepository
 from coursegate.webhooks.schemas import EndpointCreate, EndpointUpdate
 
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -34,6 +35,21 @@ REPLAY = "replay"
 class EndpointDisabled(DomainError):
     code = "ENDPOINT_DISABLED"
     status = 409
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """An event for an endpoint, with every delivery of it (the first, resends, replays) and
+    every attempt, newest first. The event's id is the `webhook-id` each attempt carried."""
+
+    head: MessageHead
+    deliveries: Sequence[Delivery]
+    attempts: Sequence[DeliveryAttempt]
+
+    @property
+    def status(self) -> str:
+        """Where its latest delivery stands: pending, delivered, failed or canceled."""
+        return self.deliveries[0].status
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +162,36 @@ class WebhookService:
             tenant_id, endpoint_id, event_id=event_id, outcome=outcome, before=before, limit=limit
         )
 
+    async def attempt_counts(
+        self, tenant_id: str, endpoint_ids: Sequence[uuid.UUID], since: datetime
+    ) -> dict[uuid.UUID, AttemptCounts]:
+        """Attempts since then per endpoint, and how many of them succeeded (what a success
+        rate is made of)."""
+        return await self.repo.attempt_counts(tenant_id, endpoint_ids, since)
+
+    async def messages(
+        self, tenant_id: str, endpoint_id: uuid.UUID, *, before: uuid.UUID | None, limit: int
+    ) -> Sequence[Message]:
+        """A page of the endpoint's messages, newest first, each with its deliveries and
+        attempts; `before` is the last `webhook-id` of the previous page."""
+        await self.get(tenant_id, endpoint_id)
+        heads = await self.repo.messages(tenant_id, endpoint_id, before=before, limit=limit)
+        if not heads:
+            return []
+        event_ids = [h.event_id for h in heads]
+        deliveries = await self.repo.deliveries_of(tenant_id, endpoint_id, event_ids)
+        attempts = await self.repo.attempts_of(
+            tenant_id, endpoint_id, event_ids, made_since=id_instant(min(event_ids))
+        )
+        return [
+            Message(
+                head,
+                [d for d in deliveries if d.event_id == head.event_id],
+                [a for a in attempts if a.event_id == head.event_id],
+            )
+            for head in heads
+        ]
+
     async def resend(
         self, tenant_id: str, endpoint_id: uuid.UUID, event_id: uuid.UUID
     ) -> uuid.UUID:
@@ -180,6 +226,26 @@ class WebhookService:
             queued += len(page)
             last_id, last_at = page[-1]
             after = (last_at, last_id)
+
+    async def recover_failed(self, tenant_id: str, endpoint_id: uuid.UUID, since: datetime) -> int:
+        """Resend, once each, every message whose latest attempt since then failed.
+
+        A message already queued again since that attempt (by an earlier resend,
+        replay or recovery) is not queued twice; one still waiting for its next
+        retry is sent now, as an operator who fixed the receiver expects.
+        """
+        endpoint = await self._enabled(tenant_id, endpoint_id)
+        failed = await self.repo.failed_since(tenant_id, endpoint.id, since)
+        queue = DeliveryQueue(self.session)
+        now = self.clock.now()
+        for start in range(0, len(failed), REPLAY_CHUNK):
+            await queue.add_deliveries(
+                [
+                    new_delivery(tenant_id, endpoint.id, event_id, RESEND, now)
+                    for event_id in failed[start : start + REPLAY_CHUNK]
+                ]
+            )
+        return len(failed)
 
     async def _enabled(self, tenant_id: str, endpoint_id: uuid.UUID) -> WebhookEndpoint:
         endpoint = await self.get(tenant_id, endpoint_id)
