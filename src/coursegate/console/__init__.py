@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from coursegate.console import activity, login, overview, settings
+from coursegate.console import activity, login, overview, settings, webhooks
 from coursegate.console.web import PREFIX, STATIC_DIR, SecurityHeaders, install_error_pages
 
 __all__ = ["SecurityHeaders", "install"]
 
-ROUTERS = (login.router, overview.router, activity.router, settings.router)
+ROUTERS = (login.router, overview.router, activity.router, settings.router, webhooks.router)
 
 
 def install(app: FastAPI) -> None:
