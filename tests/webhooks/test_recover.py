@@ -216,3 +216,32 @@ async def test_an_unknown_or_malformed_endpoint_is_404(hooks: Hooks) -> None:
     for endpoint_id in (str(uuid.uuid4()), "not-an-id"):
         response = await recover(hooks, endpoint_id, "2026-01-01T00:00:00Z")
         assert (response.status_code, response.json()["error"]) == (404, "NOT_FOUND")
+
+
+async def test_a_message_waiting_long_to_retry_is_made_due_not_sent_twice(hooks: Hooks) -> None:
+    """The receiver was down: the message failed three times and waits ~30 min for its next
+    retry. Recovering makes that same delivery due now; no second delivery is made."""
+    endpoint_id, _ = await hooks.create_endpoint()
+    hooks.receiver.default = Reply(503, "down")
+    since = hooks.clock.now()
+    waiting = await hooks.emit()
+    assert await hooks.pump() == 1
+    for pause in (timedelta(seconds=10), timedelta(minutes=7)):
+        hooks.clock.advance(pause)
+        assert await hooks.pump() == 1
+    # Another failed once, a moment ago: its retry is seconds away and happens anyway.
+    soon = await hooks.emit()
+    assert await hooks.pump() == 1
+    (delivery,) = await hooks.deliveries(waiting)
+    assert delivery.status == "pending"
+    assert delivery.next_attempt_at - hooks.clock.now() > timedelta(minutes=20)
+
+    assert await recovered(hooks, endpoint_id, since) == 1
+    assert await recovered(hooks, endpoint_id, since) == 0
+    hooks.receiver.default = Reply(200)
+    hooks.receiver.received.clear()
+    assert await hooks.pump() == 1
+    assert [r.msg_id for r in hooks.receiver.received] == [waiting]
+    (delivery,) = await hooks.deliveries(waiting)
+    assert delivery.status == "delivered"
+    assert [d.origin for d in await hooks.deliveries(soon)] == ["event"]

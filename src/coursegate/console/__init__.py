@@ -15,6 +15,7 @@ from coursegate.console import (
     login,
     overview,
     settings,
+    webhooks,
 )
 from coursegate.console.web import PREFIX, STATIC_DIR, SecurityHeaders, install_error_pages
 
@@ -25,11 +26,12 @@ ROUTERS = (
     overview.router,
     learners.router,
     completions.router,
+    webhooks.router,
     connectors.router,
-    activity.router,
-    settings.router,
     courses.router,
     enrollment_actions.router,
+    activity.router,
+    settings.router,
 )
 
 

@@ -34,12 +34,6 @@ if TYPE_CHECKING:
 NO_ID = uuid.UUID(int=0)
 
 
-def id_floor(at: datetime) -> uuid.UUID:
-    """The smallest time-ordered id made at or after `at`: a time bound on a primary key."""
-    unix_ms = int(at.timestamp() * 1000)
-    return uuid.UUID(int=(unix_ms << 80) | (0x7 << 76) | (0b10 << 62))
-
-
 @dataclass(frozen=True, slots=True)
 class Backlog:
     due: int

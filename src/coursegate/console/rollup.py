@@ -23,9 +23,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from coursegate.console.repository import ActivityRepository, id_floor
+from coursegate.console.repository import ActivityRepository
 from coursegate.db import Database
 from coursegate.kit.clock import Clock
+from coursegate.kit.ids import id_floor
 from coursegate.models import Completion, Credit, DeliveryAttempt
 
 SETTLE = timedelta(minutes=2)

@@ -74,8 +74,16 @@ def _when(value: datetime | None, zone: str = "UTC") -> str:
     return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
 
 
+def when_seconds(value: datetime | None, zone: str = "UTC") -> str:
+    """Attempts and retries seconds apart must not read as the same minute."""
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
+
+
 templates.env.filters["hours"] = _hours
 templates.env.filters["when"] = _when
+templates.env.filters["when_seconds"] = when_seconds
 
 
 class SignInRequired(Exception):
@@ -305,7 +313,7 @@ def install_error_pages(app: FastAPI) -> None:
             return RedirectResponse(f"{PREFIX}/login", status_code=303)
         if isinstance(exc, DomainError):
             await _record_refusal(request, "refused", exc.code)
-            message = exc.message or exc.code
+            message = exc.message or _details_message(exc) or exc.code
             return error_page(request, exc.status, _TITLES.get(exc.status, "Refused"), message)
         if isinstance(exc, RequestValidationError):
             await _record_refusal(request, "refused", "VALIDATION_ERROR")
@@ -325,6 +333,16 @@ def install_error_pages(app: FastAPI) -> None:
         Exception,
     ):
         app.add_exception_handler(exc_class, on_error)
+
+
+def _details_message(exc: DomainError) -> str:
+    """A refusal without a message told by its details (`field: why`), as people read it."""
+    parts = []
+    for detail in exc.details or ():
+        if isinstance(detail, dict) and "field" in detail:
+            why = detail.get("message") or detail.get("constraint", "not accepted")
+            parts.append(f"{detail['field']}: {why}")
+    return "; ".join(parts)
 
 
 def _api_handler_for(handlers: dict[Any, Any], exc: Exception) -> Any:

@@ -7,6 +7,7 @@ import re
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -51,6 +52,17 @@ def uuid7(unix_ms: int | None = None) -> uuid.UUID:
     value |= 0b10 << 62  # variant
     value |= rand_b
     return uuid.UUID(int=value)
+
+
+def id_floor(at: datetime) -> uuid.UUID:
+    """The smallest time-ordered id made at or after `at`: a time bound on a primary key."""
+    unix_ms = int(at.timestamp() * 1000)
+    return uuid.UUID(int=(unix_ms << 80) | (0x7 << 76) | (0b10 << 62))
+
+
+def id_instant(value: uuid.UUID) -> datetime:
+    """When a time-ordered id was made, to the millisecond."""
+    return datetime.fromtimestamp((value.int >> 80) / 1000, UTC)
 
 
 def is_slug(value: str) -> bool:

@@ -1,20 +1,54 @@
-"""All SQL of the admin side of webhooks: endpoints, their attempts, resend, replay and
-recovery."""
+"""All SQL of the admin side of webhooks: endpoints, their messages and attempts, resend,
+replay and recovery.
+
+Reads of attempts go through `ix_delivery_attempts_endpoint (tenant_id, endpoint_id, id)`:
+ids are time-ordered, so "since then" is an id range on that index. The id bound is
+what lets the index skip older rows; `attempted_at` (the same instant, from the
+service's clock) is the condition itself.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, exists, or_, select
+from sqlalchemy import ColumnElement, and_, case, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from coursegate.kit.ids import id_floor
 from coursegate.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from coursegate.webhooks.queue import CANCELED, FAILED, PENDING
 
 _other = aliased(Delivery)
+
+# Attempt ids come from the clock of the worker that made them: allow for workers'
+# clocks disagreeing by this much when an id range stands for a time range.
+CLOCK_SKEW = timedelta(minutes=1)
+SUCCEEDED = "succeeded"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptCounts:
+    succeeded: int
+    attempted: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageHead:
+    """A message of an endpoint: the event it carries (its id is the `webhook-id`)."""
+
+    event_id: uuid.UUID
+    type: str
+    occurred_at: datetime
+
+
+def _attempted_since(since: datetime) -> ColumnElement[bool]:
+    return (DeliveryAttempt.id >= id_floor(since - CLOCK_SKEW)) & (
+        DeliveryAttempt.attempted_at >= since
+    )
 
 
 class WebhookRepository:
@@ -157,4 +191,112 @@ class WebhookRepository:
         if after is not None:
             stmt = stmt.where(d.event_id > after)
         stmt = stmt.order_by(d.event_id).limit(limit)
+        return (await self.session.scalars(stmt)).all()
+
+    async def hasten_retries(
+        self,
+        tenant_id: str,
+        endpoint_id: uuid.UUID,
+        since: datetime,
+        *,
+        beyond: datetime,
+        now: datetime,
+    ) -> int:
+        """Deliveries of this endpoint waiting to retry after an attempt at or after `since`
+        failed, whose retry is later than `beyond`: made due now. How many."""
+        result = await self.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.tenant_id == tenant_id,
+                Delivery.endpoint_id == endpoint_id,
+                Delivery.status == PENDING,
+                Delivery.attempts > 0,
+                Delivery.last_attempt_at >= since,
+                Delivery.next_attempt_at > beyond,
+            )
+            .values(next_attempt_at=now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def attempt_counts(
+        self, tenant_id: str, endpoint_ids: Sequence[uuid.UUID], since: datetime
+    ) -> dict[uuid.UUID, AttemptCounts]:
+        """Per endpoint, its attempts since then and how many succeeded (endpoints without
+        any are left out)."""
+        if not endpoint_ids:
+            return {}
+        stmt = (
+            select(
+                DeliveryAttempt.endpoint_id,
+                func.count(),
+                func.sum(case((DeliveryAttempt.outcome == SUCCEEDED, 1), else_=0)),
+            )
+            .where(
+                DeliveryAttempt.tenant_id == tenant_id,
+                DeliveryAttempt.endpoint_id.in_(endpoint_ids),
+                _attempted_since(since),
+            )
+            .group_by(DeliveryAttempt.endpoint_id)
+        )
+        return {
+            endpoint_id: AttemptCounts(succeeded=int(ok or 0), attempted=int(total))
+            for endpoint_id, total, ok in (await self.session.execute(stmt)).all()
+        }
+
+    async def messages(
+        self, tenant_id: str, endpoint_id: uuid.UUID, *, before: uuid.UUID | None, limit: int
+    ) -> Sequence[MessageHead]:
+        """The endpoint's messages, newest event first (through `ix_deliveries_endpoint`)."""
+        ids = (
+            select(Delivery.event_id)
+            .where(Delivery.tenant_id == tenant_id, Delivery.endpoint_id == endpoint_id)
+            .distinct()
+            .order_by(Delivery.event_id.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            ids = ids.where(Delivery.event_id < before)
+        stmt = (
+            select(Event.id, Event.type, Event.occurred_at)
+            .where(Event.tenant_id == tenant_id, Event.id.in_(ids.scalar_subquery()))
+            .order_by(Event.id.desc())
+        )
+        rows = (await self.session.execute(stmt)).all()
+        return [MessageHead(event_id, type_, at) for event_id, type_, at in rows]
+
+    async def deliveries_of(
+        self, tenant_id: str, endpoint_id: uuid.UUID, event_ids: Sequence[uuid.UUID]
+    ) -> Sequence[Delivery]:
+        """Every delivery of these messages (the first, and any resend or replay), newest first."""
+        stmt = (
+            select(Delivery)
+            .where(
+                Delivery.tenant_id == tenant_id,
+                Delivery.endpoint_id == endpoint_id,
+                Delivery.event_id.in_(event_ids),
+            )
+            .order_by(Delivery.id.desc())
+        )
+        return (await self.session.scalars(stmt)).all()
+
+    async def attempts_of(
+        self,
+        tenant_id: str,
+        endpoint_id: uuid.UUID,
+        event_ids: Sequence[uuid.UUID],
+        *,
+        made_since: datetime,
+    ) -> Sequence[DeliveryAttempt]:
+        """Every attempt of these messages, newest first; none was made before `made_since`
+        (when the oldest of their events was written), which bounds the index range."""
+        stmt = (
+            select(DeliveryAttempt)
+            .where(
+                DeliveryAttempt.tenant_id == tenant_id,
+                DeliveryAttempt.endpoint_id == endpoint_id,
+                DeliveryAttempt.id >= id_floor(made_since - CLOCK_SKEW),
+                DeliveryAttempt.event_id.in_(event_ids),
+            )
+            .order_by(DeliveryAttempt.id.desc())
+        )
         return (await self.session.scalars(stmt)).all()

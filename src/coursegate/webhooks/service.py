@@ -15,15 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.kit.clock import Clock
 from coursegate.kit.errors import DomainError, NotFound
-from coursegate.kit.ids import uuid7
+from coursegate.kit.ids import id_instant, uuid7
 from coursegate.kit.netguard import validate_webhook_url
 from coursegate.kit.secrets import SecretBox
 from coursegate.kit.signing import generate_whsec
-from coursegate.models import DeliveryAttempt, WebhookEndpoint
+from coursegate.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from coursegate.webhooks.catalogue import ALL
 from coursegate.webhooks.consequences import MANUAL, disable_endpoints
 from coursegate.webhooks.queue import DeliveryQueue, new_delivery
-from coursegate.webhooks.repository import WebhookRepository
+from coursegate.webhooks.repository import AttemptCounts, MessageHead, WebhookRepository
 from coursegate.webhooks.schemas import EndpointCreate, EndpointUpdate
 
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -31,11 +31,29 @@ REPLAY_CHUNK = 1000
 RESEND = "resend"
 REPLAY = "replay"
 RECOVER = "recover"
+# Longer than any worker's lease on a delivery (twice the longest timeout, 2 x 120 s, and a
+# margin): a retry due later than this is not in flight, and is worth bringing forward.
+RECOVER_HORIZON = timedelta(minutes=5)
 
 
 class EndpointDisabled(DomainError):
     code = "ENDPOINT_DISABLED"
     status = 409
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """An event for an endpoint, with every delivery of it (the first, resends, replays) and
+    every attempt, newest first. The event's id is the `webhook-id` each attempt carried."""
+
+    head: MessageHead
+    deliveries: Sequence[Delivery]
+    attempts: Sequence[DeliveryAttempt]
+
+    @property
+    def status(self) -> str:
+        """Where its latest delivery stands: pending, delivered, failed or canceled."""
+        return self.deliveries[0].status
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +166,36 @@ class WebhookService:
             tenant_id, endpoint_id, event_id=event_id, outcome=outcome, before=before, limit=limit
         )
 
+    async def attempt_counts(
+        self, tenant_id: str, endpoint_ids: Sequence[uuid.UUID], since: datetime
+    ) -> dict[uuid.UUID, AttemptCounts]:
+        """Attempts since then per endpoint, and how many of them succeeded (what a success
+        rate is made of)."""
+        return await self.repo.attempt_counts(tenant_id, endpoint_ids, since)
+
+    async def messages(
+        self, tenant_id: str, endpoint_id: uuid.UUID, *, before: uuid.UUID | None, limit: int
+    ) -> Sequence[Message]:
+        """A page of the endpoint's messages, newest first, each with its deliveries and
+        attempts; `before` is the last `webhook-id` of the previous page."""
+        await self.get(tenant_id, endpoint_id)
+        heads = await self.repo.messages(tenant_id, endpoint_id, before=before, limit=limit)
+        if not heads:
+            return []
+        event_ids = [h.event_id for h in heads]
+        deliveries = await self.repo.deliveries_of(tenant_id, endpoint_id, event_ids)
+        attempts = await self.repo.attempts_of(
+            tenant_id, endpoint_id, event_ids, made_since=id_instant(min(event_ids))
+        )
+        return [
+            Message(
+                head,
+                [d for d in deliveries if d.event_id == head.event_id],
+                [a for a in attempts if a.event_id == head.event_id],
+            )
+            for head in heads
+        ]
+
     async def resend(
         self, tenant_id: str, endpoint_id: uuid.UUID, event_id: uuid.UUID
     ) -> uuid.UUID:
@@ -187,17 +235,22 @@ class WebhookService:
         """Send once more, once each, every message whose latest attempt at or after
         `since` failed, keeping its `webhook-id`; how many were queued.
 
-        A message that has a delivery queued already (waiting for its next retry, or
-        queued by an earlier recovery, resend or replay) is left to it: calling this
-        twice queues nothing the second time until those deliveries have been tried.
+        A message whose delivery gave up (failed, or canceled after an attempt) gets a new
+        delivery. One still waiting to retry is made due now instead, so it is not sent
+        twice: unless its retry is within `RECOVER_HORIZON` anyway, which also leaves alone
+        a delivery a worker holds at this moment (its lease is shorter than that). A
+        message queued already by an earlier recovery, resend or replay is left to it:
+        calling this twice queues nothing the second time until those have been tried.
         The endpoint's row is locked meanwhile, so two recoveries at once queue each
         message once. A disabled endpoint is refused, as for a replay.
         """
         endpoint = await self._enabled(tenant_id, endpoint_id, lock=True)
         queue = DeliveryQueue(self.session)
         now = self.clock.now()
+        queued = await self.repo.hasten_retries(
+            tenant_id, endpoint.id, since, beyond=now + RECOVER_HORIZON, now=now
+        )
         after: uuid.UUID | None = None
-        queued = 0
         while True:
             page = await self.repo.failed_messages(
                 tenant_id, endpoint.id, since, after=after, limit=REPLAY_CHUNK
