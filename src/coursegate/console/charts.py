@@ -12,8 +12,8 @@ from markupsafe import Markup, escape
 WIDTH = 600
 HEIGHT = 180
 PAD_LEFT = 36
-PAD_BOTTOM = 22
-PAD_TOP = 8
+PAD_BOTTOM = 26
+PAD_TOP = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +56,13 @@ def bar_chart(name: str, span: Sequence[date], series: Sequence[Series]) -> Mark
                 f'<rect class="bar {s.css}" x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
                 f'height="{h:.1f}"><title>{day:%d %b}: {escape(s.name)} {value}</title></rect>'
             )
-        if i % 7 == 0:
-            parts.append(f'<text x="{PAD_LEFT + i * slot:.1f}" y="{HEIGHT - 6}">{day:%d %b}</text>')
+        if (len(span) - 1 - i) % 7 == 0:  # today, and every week back from it
+            last = i == len(span) - 1
+            x = WIDTH if last else PAD_LEFT + (i + 0.5) * slot
+            anchor = "end" if last else "middle"
+            parts.append(
+                f'<text x="{x:.1f}" y="{HEIGHT - 6}" text-anchor="{anchor}">{day:%d %b}</text>'
+            )
     parts.append("</svg>")
     # Every text that came from data went through escape() above.
     return Markup("".join(parts))  # noqa: S704
