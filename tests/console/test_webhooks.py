@@ -7,7 +7,6 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -16,13 +15,11 @@ from fastapi import FastAPI
 from playwright.async_api import Page, expect
 from sqlalchemy import insert, select
 
-from coursegate.config import Settings
 from coursegate.console.webhooks import parse_since
 from coursegate.db import Database
 from coursegate.kit.clock import FrozenClock
 from coursegate.kit.errors import ValidationFailed
 from coursegate.kit.ids import uuid7
-from coursegate.kit.secrets import SecretBox
 from coursegate.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from coursegate.operators.service import OperatorService
 from coursegate.tenancy.service import TenancyService
@@ -30,48 +27,15 @@ from coursegate.webhooks.routing import Router
 from tests.conftest import create_tenant
 from tests.console.conftest import LiveConsole, check_page, sign_in
 from tests.console.helpers import SignedIn, signed_in
+from tests.webhooks import conftest as webhook_tests
 from tests.webhooks.conftest import Hooks
-from tests.webhooks.receiver import Receiver, Reply
+from tests.webhooks.receiver import Reply
 
-
-@pytest.fixture
-def settings(db_url: str, tmp_path: Path) -> Settings:
-    # The receiver listens on loopback, which the forgery guard refuses by default.
-    return Settings(
-        database_url=db_url,
-        var_dir=tmp_path / "var",
-        allow_private_webhook_targets=True,
-        _env_file=None,
-    )
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    await r.start()
-    try:
-        yield r
-    finally:
-        await r.stop()
-
-
-@pytest.fixture
-async def hooks(
-    client: httpx.AsyncClient,
-    acme: str,
-    database: Database,
-    clock: FrozenClock,
-    receiver: Receiver,
-    settings: Settings,
-) -> Hooks:
-    return Hooks(
-        client=client,
-        key=acme,
-        database=database,
-        clock=clock,
-        receiver=receiver,
-        box=SecretBox(settings.master_key()),
-    )
+# The webhook tests' own fixtures: a receiver on loopback (and settings that let the
+# service reach it), and the helper that emits, routes and dispatches.
+settings = webhook_tests.settings
+receiver = webhook_tests.receiver
+hooks = webhook_tests.hooks
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.console.web import (
     PREFIX,
@@ -181,6 +182,33 @@ async def resend(
     )
 
 
+SinceField = Annotated[str, Form(max_length=64)]
+
+
+async def _queue_since(
+    request: Request,
+    endpoint_id: str,
+    console: Console,
+    session: AsyncSession,
+    webhooks: WebhookService,
+    since: str,
+    *,
+    verb: str,
+) -> HTMLResponse:
+    """Replay (every message since then) or recover (those whose latest attempt since then
+    failed): the same form, the same record, the service's own rule."""
+    async with recorded(request, session, console, verb, ENDPOINT, endpoint_id) as act:
+        endpoint = path_uuid(endpoint_id)
+        at = parse_since(since, console.timezone)
+        queue = webhooks.replay if verb == "replay" else webhooks.recover
+        queued = await queue(console.tenant_id, endpoint, at)
+        act.detail = {"since": format_instant(at), "queued": queued}
+    when = since_text(at, console.timezone)
+    which = f"since {when}" if verb == "replay" else f"whose latest attempt since {when} failed,"
+    notice = f"{_messages(queued)} {which} queued again."
+    return await _endpoint_page(request, console, webhooks, endpoint, notice=notice, since=at)
+
+
 @router.post(f"{PREFIX}/webhooks/{{endpoint_id}}/replay", include_in_schema=False)
 async def replay(
     request: Request,
@@ -188,15 +216,11 @@ async def replay(
     console: Actor,
     session: Session,
     webhooks: Webhooks,
-    since: Annotated[str, Form(max_length=64)] = "",
+    since: SinceField = "",
 ) -> HTMLResponse:
-    async with recorded(request, session, console, "replay", ENDPOINT, endpoint_id) as act:
-        endpoint = path_uuid(endpoint_id)
-        at = parse_since(since, console.timezone)
-        queued = await webhooks.replay(console.tenant_id, endpoint, at)
-        act.detail = {"since": format_instant(at), "queued": queued}
-    notice = f"{_messages(queued)} since {since_text(at, console.timezone)} queued again."
-    return await _endpoint_page(request, console, webhooks, endpoint, notice=notice, since=at)
+    return await _queue_since(
+        request, endpoint_id, console, session, webhooks, since, verb="replay"
+    )
 
 
 @router.post(f"{PREFIX}/webhooks/{{endpoint_id}}/recover", include_in_schema=False)
@@ -206,18 +230,11 @@ async def recover(
     console: Actor,
     session: Session,
     webhooks: Webhooks,
-    since: Annotated[str, Form(max_length=64)] = "",
+    since: SinceField = "",
 ) -> HTMLResponse:
-    async with recorded(request, session, console, "recover", ENDPOINT, endpoint_id) as act:
-        endpoint = path_uuid(endpoint_id)
-        at = parse_since(since, console.timezone)
-        queued = await webhooks.recover(console.tenant_id, endpoint, at)
-        act.detail = {"since": format_instant(at), "queued": queued}
-    notice = (
-        f"{_messages(queued)} whose latest attempt since {since_text(at, console.timezone)} "
-        "failed, queued again."
+    return await _queue_since(
+        request, endpoint_id, console, session, webhooks, since, verb="recover"
     )
-    return await _endpoint_page(request, console, webhooks, endpoint, notice=notice, since=at)
 
 
 @router.post(f"{PREFIX}/webhooks/{{endpoint_id}}/disable", include_in_schema=False)
