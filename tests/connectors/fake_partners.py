@@ -347,6 +347,11 @@ class OneRosterFake(_PartnerFake):
         self.enrollments: list[dict[str, Any]] = []
         self.fail_from_offset: dict[str, int] = {}
         """Collection -> the offset from which that collection answers 500."""
+        self.page_cap: int | None = None
+        """At most this many records a page, whatever `limit` asks (the description makes
+        `limit` a maximum, and large providers cap it)."""
+        self.total_count = True
+        """Whether answers carry `X-Total-Count` (some providers leave it out)."""
         for collection in _COLLECTIONS:
             self.app.add_api_route(
                 f"{_ONEROSTER_PATH}/{collection}", self._collection(collection), methods=["GET"]
@@ -386,6 +391,8 @@ class OneRosterFake(_PartnerFake):
             return _imsx_error(400, "invaliddata", "limit must be an integer from 1 to 1000")
         if offset is None:
             return _imsx_error(400, "invaliddata", "offset must be a non-negative integer")
+        if self.page_cap is not None:
+            limit = min(limit, self.page_cap)
         records = self._records(collection)
         filter_ = query.get("filter")
         if filter_ is not None:
@@ -408,10 +415,10 @@ class OneRosterFake(_PartnerFake):
             )
         last = (total - 1) // limit * limit if total else 0
         links.append(f'<{self._page_url(collection, limit, last, filter_)}>; rel="last"')
-        return JSONResponse(
-            {collection: records[offset : offset + limit]},
-            headers={"X-Total-Count": str(total), "Link": ", ".join(links)},
-        )
+        headers = {"Link": ", ".join(links)}
+        if self.total_count:
+            headers["X-Total-Count"] = str(total)
+        return JSONResponse({collection: records[offset : offset + limit]}, headers=headers)
 
     def _page_url(
         self, collection: _Collection, limit: int, offset: int, filter_: str | None

@@ -9,7 +9,8 @@ events of any enrollment. Only students are taken: a teacher's record is skipped
 so the ledger holds nobody it has no use for.
 
 - users: a student becomes (or updates) the person with the identifier
-  `oneroster_sourced_id`, with their email and name; `tobedeleted` is skipped —
+  `oneroster_sourced_id`, with their email (left out, and counted in the run's
+  warnings, when it is not an address) and name; `tobedeleted` is skipped —
   a person is never deleted, their completions and credits stay facts.
 - classes: `tobedeleted` cancels the live enrollments its records made.
 - enrollments: a student's record in a class mapped to a course (the connector's
@@ -55,7 +56,9 @@ NAMESPACE = "oneroster_sourced_id"
 ROSTER_AUTHOR = "roster"
 USERS, CLASSES, ENROLLMENTS = "users", "classes", "enrollments"
 STUDENT = "student"
-STATUSES = ("active", "tobedeleted")
+# `inactive` is 1.0's; the 1.2 description says to read it as `tobedeleted`.
+STATUSES = {"active": False, "tobedeleted": True, "inactive": True}
+UNUSABLE_EMAIL = "users kept without an email (the roster's is not an address)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +82,9 @@ class OneRosterSource:
     async def pages(
         self, client: PartnerClient, since: Mapping[str, datetime | None]
     ) -> AsyncIterator[Page]:
-        """Each collection to its last page: a page shorter than asked for, or the one that
-        reaches `X-Total-Count`."""
+        """Each collection to its end: the page that reaches `X-Total-Count`, or without
+        that header an empty page. Never a short page alone: `limit` is a maximum, and a
+        provider that caps its pages below it still has more to give."""
         base = self.config.api_base_url.rstrip("/")
         for collection in self.collections:
             params: dict[str, str | int] = {"limit": self.page_size}
@@ -97,11 +101,12 @@ class OneRosterSource:
                     raise PermanentPartnerError(
                         "invalid_response", f"a page of {collection} has no {collection} array"
                     )
-                if records:
-                    yield Page(collection, records)
+                if not records:
+                    break
+                yield Page(collection, records)
                 offset += len(records)
                 total = _total(headers)
-                if len(records) < self.page_size or (total is not None and offset >= total):
+                if total is not None and offset >= total:
                     break
 
     async def take(self, context: Context, page: Page, since: datetime | None) -> Taken:
@@ -128,10 +133,10 @@ class OneRosterSource:
                 continue
             email = record.raw.get("email")
             if email is not None and not _valid_email(email):
-                taken.rejected.append(
-                    Rejected(record.raw, "email is not an email address", record.sourced_id)
-                )
-                continue
+                # A plain string in OneRoster 1.2, often empty for young students: the
+                # student is kept, without it, and the run says how many.
+                taken.warnings[UNUSABLE_EMAIL] += 1
+                email = None
             learners[record.sourced_id] = (email, _name(record.raw))
             accepted += 1
         if not learners:
@@ -281,11 +286,11 @@ def _checked(entry: Any, taken: Taken) -> _Record | None:
         reason = "status is neither active nor tobedeleted"
         taken.rejected.append(Rejected(entry, reason, sourced_id))
         return None
-    return _Record(entry, sourced_id, status == "tobedeleted")
+    return _Record(entry, sourced_id, STATUSES[status])
 
 
 def _total(headers: Mapping[str, str]) -> int | None:
-    """`X-Total-Count`; without it, the page length alone says whether another follows."""
+    """`X-Total-Count`; without it, only an empty page says the collection has ended."""
     value = headers.get("x-total-count", "").strip()
     return int(value) if value.isdigit() else None
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -96,6 +97,7 @@ class RunResult:
     error_class: str | None = None
     message: str | None = None
     transient: bool = False
+    warnings: int = 0
 
     def summary(self) -> str:
         """SPEC §4's one line."""
@@ -119,6 +121,7 @@ class RunResult:
             error_class=run.error_class,
             message=run.message,
             transient=transient,
+            warnings=run.warnings,
         )
 
 
@@ -138,24 +141,33 @@ class _Counts:
     rejected: int = 0
     newest: dict[str, datetime] = field(default_factory=dict)
     """Per collection, the latest partner timestamp of the pages committed so far."""
+    warnings: Counter[str] = field(default_factory=Counter)
 
     def add(self, collection: str, taken: Taken) -> None:
         self.pages += 1
         self.created += taken.created
         self.skipped += taken.skipped
         self.rejected += len(taken.rejected)
+        self.warnings = self.warnings + taken.warnings
         seen = self.newest.get(collection)
         if taken.newest is not None and (seen is None or taken.newest > seen):
             self.newest = {**self.newest, collection: taken.newest}
 
     def take(self, other: _Counts) -> None:
-        self.pages, self.created, self.skipped, self.rejected, self.newest = (
+        self.pages, self.created, self.skipped, self.rejected, self.newest, self.warnings = (
             other.pages,
             other.created,
             other.skipped,
             other.rejected,
             other.newest,
+            other.warnings,
         )
+
+    def notes(self) -> str | None:
+        """What was taken with something left out, as a run's message says it."""
+        if not self.warnings:
+            return None
+        return "; ".join(f"{what}: {n}" for what, n in sorted(self.warnings.items()))
 
     def progress(self) -> Progress:
         return Progress(self.pages, self.created, self.skipped, self.rejected)
@@ -211,6 +223,7 @@ async def record_start(
             "created": 0,
             "skipped": 0,
             "rejected": 0,
+            "warnings": 0,
             "watermark": connector.watermark,
             "error_class": None,
             "message": None,
@@ -389,6 +402,7 @@ class Runner:
                     "status": "succeeded",
                     "ended_at": now,
                     "watermark": watermark_after,
+                    "message": counts.notes(),
                 },
             )
             run = await repo.get_run(tenant_id, run_id)
@@ -564,6 +578,7 @@ class Runner:
             "created": counts.created,
             "skipped": counts.skipped,
             "rejected": counts.rejected,
+            "warnings": sum(counts.warnings.values()),
             "heartbeat_at": self.clock.now(),
         }
 

@@ -179,6 +179,7 @@ class RunOut(BaseModel):
     created: int
     skipped: int
     rejected: int
+    warnings: int
     watermark: Instant | None
     error_class: str | None
     message: str | None

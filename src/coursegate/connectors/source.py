@@ -8,6 +8,7 @@ is one adapter" (SPEC §4) true.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,6 +46,9 @@ class Taken:
     skipped: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     newest: datetime | None = None
+    warnings: Counter[str] = field(default_factory=Counter)
+    """Entries taken with something left out, by what (e.g. "users kept without an
+    email"): the run says how many, so a person can look, and nobody is turned away."""
 
     def saw(self, at: datetime | None) -> None:
         if at is not None and (self.newest is None or at > self.newest):

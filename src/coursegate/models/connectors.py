@@ -71,6 +71,8 @@ class ConnectorRun(Base):
     created: Mapped[int] = mapped_column(Integer)
     skipped: Mapped[int] = mapped_column(Integer)
     rejected: Mapped[int] = mapped_column(Integer)
+    warnings: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Entries taken with something left out (a student kept without an unusable email)."""
     watermark: Mapped[datetime | None]
     error_class: Mapped[str | None] = mapped_column(String(32))
     message: Mapped[str | None] = mapped_column(String(512))
