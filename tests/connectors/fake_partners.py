@@ -90,6 +90,8 @@ class _PartnerFake:
         self.faults: dict[str, deque[Fault]] = {route: deque() for route in ("token", *routes)}
         self.requests: list[Recorded] = []
         self.tokens_issued: list[str] = []
+        self.scopes_asked: list[str | None] = []
+        """The `scope` of each token request (None when none was asked)."""
         self.port = 0
         self._valid_tokens: set[str] = set()
         self._server: uvicorn.Server | None = None
@@ -260,6 +262,7 @@ class _PartnerFake:
         ):
             challenge = {"WWW-Authenticate": f'Basic realm="{self._realm}"'}
             return _error(401, "invalid_client", challenge)
+        self.scopes_asked.append(form.get("scope"))
         token = secrets.token_urlsafe(32)
         self.tokens_issued.append(token)
         self._valid_tokens.add(token)
@@ -340,8 +343,11 @@ class OneRosterFake(_PartnerFake):
 
     _realm = "oneroster"
 
-    def __init__(self) -> None:
+    def __init__(self, path: str = _ONEROSTER_PATH) -> None:
         super().__init__(_COLLECTIONS)
+        self.path = path
+        """Where the collections are: 1.2's path, or 1.1's for providers that serve the 1.2
+        model there."""
         self.users: list[dict[str, Any]] = []
         self.classes: list[dict[str, Any]] = []
         self.enrollments: list[dict[str, Any]] = []
@@ -354,7 +360,7 @@ class OneRosterFake(_PartnerFake):
         """Whether answers carry `X-Total-Count` (some providers leave it out)."""
         for collection in _COLLECTIONS:
             self.app.add_api_route(
-                f"{_ONEROSTER_PATH}/{collection}", self._collection(collection), methods=["GET"]
+                f"{path}/{collection}", self._collection(collection), methods=["GET"]
             )
 
     @property
@@ -363,7 +369,7 @@ class OneRosterFake(_PartnerFake):
 
     @property
     def api_base_url(self) -> str:
-        return f"{self.base_url}{_ONEROSTER_PATH}"
+        return f"{self.base_url}{self.path}"
 
     def _records(self, collection: _Collection) -> list[dict[str, Any]]:
         # Looked up per request: tests may rebind the lists, not only mutate them.

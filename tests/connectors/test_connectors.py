@@ -110,11 +110,18 @@ async def test_create_a_oneroster_connector_with_a_class_map(
     assert (body["kind"], body["schedule"], body["config"]) == (
         "oneroster",
         "*/15 6-18 * * 1-5",
-        config,
+        {**config, **ONEROSTER_DEFAULTS},
     )
     fetched = await client.get("/v1/connectors/sis", headers=bearer(acme))
     assert fetched.json() == body
     assert SECRET_VALUE not in fetched.text
+
+
+# What a config without them stores and shows: the narrowest read-only scope, 1.2's path.
+ONEROSTER_DEFAULTS = {
+    "scope": "https://purl.imsglobal.org/spec/or/v1p2/scope/roster-core.readonly",
+    "version": "v1p2",
+}
 
 
 async def test_a_oneroster_class_map_is_optional(client: httpx.AsyncClient, acme: str) -> None:
@@ -124,7 +131,11 @@ async def test_a_oneroster_class_map_is_optional(client: httpx.AsyncClient, acme
         json={"id": "sis", "kind": "oneroster", "config": oneroster_config()},
     )
     assert response.status_code == 201, response.text
-    assert response.json()["config"] == {**oneroster_config(), "class_map": {}}
+    assert response.json()["config"] == {
+        **oneroster_config(),
+        "class_map": {},
+        **ONEROSTER_DEFAULTS,
+    }
 
 
 async def test_a_file_secret_reference_is_accepted(

@@ -532,3 +532,50 @@ async def test_inactive_is_read_as_tobedeleted(
     assert result.rejected == 0
     withdrawn = (await roster_of(database, "algebra"))["user-1"]
     assert (withdrawn.status, withdrawn.canceled_by) == ("canceled", "roster")
+
+
+async def test_the_token_is_asked_for_the_rostering_read_only_scope(
+    settings: Settings, database: Database, clock: FrozenClock, sis: OneRosterFake, connector: str
+) -> None:
+    school(sis)
+    await pull(settings, database, clock, sis)
+    assert sis.scopes_asked == [
+        "https://purl.imsglobal.org/spec/or/v1p2/scope/roster-core.readonly"
+    ]
+
+
+async def test_a_provider_on_the_1_1_path_with_its_own_scope(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    database: Database,
+    clock: FrozenClock,
+    acme: str,
+) -> None:
+    """Some large providers serve the 1.2 model on 1.1's path: the config gives the server
+    and `version: v1p1`, and the scope they grant."""
+    await create_course(client, acme, id="algebra")
+    assert (await client.post("/v1/courses/algebra/activate", headers=bearer(acme))).is_success
+    with OneRosterFake(path="/ims/oneroster/v1p1") as legacy:
+        school(legacy)
+        body = ConnectorCreate.model_validate(
+            {
+                "id": CONNECTOR,
+                "kind": "oneroster",
+                "config": {
+                    "token_url": legacy.token_url,
+                    "api_base_url": legacy.base_url,
+                    "version": "v1p1",
+                    "scope": "roster.readonly",
+                    "client_id": legacy.client_id,
+                    "client_secret_ref": f"env:{SECRET_ENV}",
+                    "class_map": {"class-a": "algebra"},
+                },
+            }
+        )
+        async with database.transaction() as session:
+            service = ConnectorService(session, clock, stores(legacy), allow_private=True)
+            await service.create("acme", body)
+        result = await pull(settings, database, clock, legacy)
+        assert (result.status, result.rejected) == ("succeeded", 0)
+        assert sorted(await roster_of(database, "algebra")) == ["user-1", "user-2"]
+        assert legacy.scopes_asked == ["roster.readonly"]

@@ -118,6 +118,11 @@ class DataPassSource:
     def token_url(self) -> str:
         return self.config.auth_url
 
+    @property
+    def scope(self) -> str | None:
+        """DataPass grants what the client was registered for; none is asked."""
+        return None
+
     async def pages(
         self, client: PartnerClient, since: Mapping[str, datetime | None]
     ) -> AsyncIterator[Page]:

@@ -79,13 +79,17 @@ class OneRosterSource:
     def token_url(self) -> str:
         return self.config.token_url
 
+    @property
+    def scope(self) -> str | None:
+        return self.config.scope
+
     async def pages(
         self, client: PartnerClient, since: Mapping[str, datetime | None]
     ) -> AsyncIterator[Page]:
         """Each collection to its end: the page that reaches `X-Total-Count`, or without
         that header an empty page. Never a short page alone: `limit` is a maximum, and a
         provider that caps its pages below it still has more to give."""
-        base = self.config.api_base_url.rstrip("/")
+        base = self.config.collections_url
         for collection in self.collections:
             params: dict[str, str | int] = {"limit": self.page_size}
             mark = since.get(collection)

@@ -358,6 +358,7 @@ class Runner:
         marks = {c: since if since is not None else stored.get(c) for c in source.collections}
         client = PartnerClient(
             token_url=source.token_url,
+            scope=source.scope,
             client_id=config["client_id"],
             client_secret=secret,
             allow_private=self.allow_private,

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from coursegate.kit.fields import StrictInput
@@ -118,8 +118,21 @@ class DatapassConfig(StrictInput):
     definition_id: Annotated[str, Field(min_length=1, max_length=128)]
 
 
+ROSTER_CORE_READONLY = "https://purl.imsglobal.org/spec/or/v1p2/scope/roster-core.readonly"
+"""The narrowest of the 1.2 rostering scopes that covers users, classes and enrollments."""
+ROSTER_PATHS = {"v1p2": "/ims/oneroster/rostering/v1p2", "v1p1": "/ims/oneroster/v1p1"}
+OAuthScope = Annotated[
+    str, Field(min_length=1, max_length=1024, pattern=r"^[!#-\[\]-~]+( [!#-\[\]-~]+)*$")
+]
+"""RFC 6749's scope: tokens of printable ASCII but `"` and backslash, one space apart."""
+
+
 class OneRosterConfig(StrictInput):
-    """A OneRoster 1.2 rostering API; `class_map` maps a class `sourcedId` to a course."""
+    """A OneRoster 1.2 rostering API; `class_map` maps a class `sourcedId` to a course.
+
+    `api_base_url` is the server (`https://sis.example`), to which the version's path is
+    added (`/ims/oneroster/rostering/v1p2`, or 1.1's `/ims/oneroster/v1p1` for providers
+    that serve the 1.2 model there), or already ends with one of those paths."""
 
     token_url: PartnerUrl
     api_base_url: PartnerUrl
@@ -128,6 +141,25 @@ class OneRosterConfig(StrictInput):
     class_map: Annotated[dict[SourcedId, Slug], Field(max_length=1000)] = Field(
         default_factory=dict
     )
+    scope: OAuthScope = ROSTER_CORE_READONLY
+    version: Literal["v1p2", "v1p1"] = Field(default="v1p2", validate_default=True)
+
+    @field_validator("version")
+    @classmethod
+    def _one_version(cls, version: str, info: ValidationInfo) -> str:
+        base = str(info.data.get("api_base_url", "")).rstrip("/")
+        for other, path in ROSTER_PATHS.items():
+            if base.endswith(path) and other != version:
+                raise PydanticCustomError(
+                    "invalid", f"api_base_url ends with the {other} path: version must be {other}"
+                )
+        return version
+
+    @property
+    def collections_url(self) -> str:
+        base = self.api_base_url.rstrip("/")
+        path = ROSTER_PATHS[self.version]
+        return base if base.endswith(path) else base + path
 
 
 CONFIG_MODELS: dict[str, type[StrictInput]] = {

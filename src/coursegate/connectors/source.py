@@ -73,6 +73,11 @@ class Source(Protocol):
     def token_url(self) -> str: ...
 
     @property
+    def scope(self) -> str | None:
+        """The OAuth scope to ask the token endpoint for (None: ask for none)."""
+        ...
+
+    @property
     def collections(self) -> tuple[str, ...]:
         """The partner's collections, in the order a run reads them; the first is where a
         reject stored without one came from."""
