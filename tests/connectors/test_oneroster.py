@@ -579,3 +579,31 @@ async def test_a_provider_on_the_1_1_path_with_its_own_scope(
         assert (result.status, result.rejected) == ("succeeded", 0)
         assert sorted(await roster_of(database, "algebra")) == ["user-1", "user-2"]
         assert legacy.scopes_asked == ["roster.readonly"]
+
+
+async def test_the_same_unchanged_record_is_rejected_once_however_often_it_comes(
+    settings: Settings, database: Database, clock: FrozenClock, sis: OneRosterFake, connector: str
+) -> None:
+    """A provider that sends everything every time (reading again from long ago does the
+    same): one reject per record and version, brought up to date; a new version is news."""
+    sis.users = [oneroster_user(1)]
+    sis.classes = [oneroster_class("class-a")]
+    orphan = oneroster_enrollment(9, user="user-9", class_id="class-a")  # never pulled
+    sis.enrollments = [orphan]
+    first = await pull(settings, database, clock, sis)
+    clock.advance(timedelta(hours=1))
+    again = await pull(settings, database, clock, sis, since=ROSTER_BASE - timedelta(days=1))
+    assert (first.rejected, again.rejected) == (1, 1)
+    (reject,) = await rows(database, ConnectorReject)
+    assert reject.run_id == again.run_id
+    assert reject.created_at == clock.now() - timedelta(hours=1)
+    events = [e for e in await rows(database, Event) if e.type == "connector.entry.rejected"]
+    assert len(events) == 1
+
+    sis.enrollments = [
+        {**orphan, "dateLastModified": format_instant(ROSTER_BASE + timedelta(days=1))}
+    ]
+    await pull(settings, database, clock, sis, since=ROSTER_BASE - timedelta(days=1))
+    assert len(await rows(database, ConnectorReject)) == 2
+    events = [e for e in await rows(database, Event) if e.type == "connector.entry.rejected"]
+    assert len(events) == 2

@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.kit.sql import dialect_insert, dialect_of, insert_rows
@@ -191,8 +191,47 @@ class ConnectorRepository:
 
     # --- rejects ----------------------------------------------------------------------
 
-    async def add_rejects(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        await insert_rows(self.session, _REJECTS, rows)
+    async def record_rejects(
+        self, tenant_id: str, connector_id: str, rows: Sequence[Mapping[str, Any]]
+    ) -> Sequence[Mapping[str, Any]]:
+        """Store a page's rejects once per record and version (`digest`): one seen before
+        gets this run and reason (staying resolved if a replay took it); the rest are
+        inserted, and returned — only they are news."""
+        if not rows:
+            return []
+        digests = list({row["digest"] for row in rows})
+        known = set(
+            (
+                await self.session.scalars(
+                    select(_REJECTS.c.digest).where(
+                        _REJECTS.c.tenant_id == tenant_id,
+                        _REJECTS.c.connector_id == connector_id,
+                        _REJECTS.c.digest.in_(digests),
+                    )
+                )
+            ).all()
+        )
+        fresh: dict[str, Mapping[str, Any]] = {}
+        again: dict[str, Mapping[str, Any]] = {}
+        for row in rows:
+            (again if row["digest"] in known else fresh).setdefault(row["digest"], row)
+        await insert_rows(self.session, _REJECTS, list(fresh.values()))
+        if again:
+            await self.session.execute(
+                update(_REJECTS)
+                .where(
+                    _REJECTS.c.tenant_id == tenant_id,
+                    _REJECTS.c.connector_id == connector_id,
+                    _REJECTS.c.digest == bindparam("k_digest"),
+                )
+                .values(run_id=bindparam("k_run"), reason=bindparam("k_reason"))
+                .execution_options(synchronize_session=False),
+                [
+                    {"k_digest": d, "k_run": row["run_id"], "k_reason": row["reason"]}
+                    for d, row in again.items()
+                ],
+            )
+        return list(fresh.values())
 
     async def rejects(
         self,

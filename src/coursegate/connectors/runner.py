@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -46,7 +48,7 @@ from coursegate.connectors.http import (
 from coursegate.connectors.oneroster import OneRosterSource
 from coursegate.connectors.repository import ConnectorRepository, stored_watermarks
 from coursegate.connectors.schemas import DatapassConfig, OneRosterConfig
-from coursegate.connectors.source import Context, Page, Rejected, Source, Taken
+from coursegate.connectors.source import Context, Page, Source, Taken
 from coursegate.db import Database
 from coursegate.enrollments.adapters import Adapters
 from coursegate.events.outbox import NewEvent, record_events
@@ -425,7 +427,9 @@ class Runner:
         """The page and its rejects; `inert` adapters for a dry run."""
         context = self._context(session, tenant_id, connector_id, inert=inert)
         taken = await source.take(context, page, marks.get(page.collection))
-        await ConnectorRepository(session).add_rejects(
+        fresh = await ConnectorRepository(session).record_rejects(
+            tenant_id,
+            connector_id,
             [
                 {
                     "tenant_id": tenant_id,
@@ -436,17 +440,19 @@ class Runner:
                     "external_id": reject.external_id,
                     "reason": reject.reason,
                     "raw": reject.raw,
+                    "digest": reject_digest(page.collection, reject.raw),
                     "created_at": context.now,
                     "replayed_at": None,
                     "resolved_at": None,
                 }
                 for reject in taken.rejected
-            ]
+            ],
         )
+        # An entry rejected again, unchanged, was told of already.
         await record_events(
             session,
             tenant_id,
-            [rejected_event(connector_id, r) for r in taken.rejected],
+            [rejected_event(connector_id, row["external_id"], row["reason"]) for row in fresh],
             context.now,
         )
         return taken
@@ -584,8 +590,20 @@ class Runner:
         }
 
 
-def rejected_event(connector_id: str, reject: Rejected) -> NewEvent:
-    data: dict[str, Any] = {"connector_id": connector_id, "reason": reject.reason}
-    if reject.external_id is not None:
-        data["external_id"] = reject.external_id
+def rejected_event(connector_id: str, external_id: str | None, reason: str) -> NewEvent:
+    data: dict[str, Any] = {"connector_id": connector_id, "reason": reason}
+    if external_id is not None:
+        data["external_id"] = external_id
     return NewEvent("connector.entry.rejected", data)
+
+
+def reject_digest(collection: str, raw: Any) -> str:
+    """One record in one version: the collection and the entry as received, canonically."""
+    text = json.dumps(
+        {"collection": collection, "raw": raw},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -79,12 +79,18 @@ class ConnectorRun(Base):
 
 
 class ConnectorReject(Base):
-    """An entry a run could not take, kept whole with its reason until a replay takes it."""
+    """An entry a run could not take, kept whole with its reason until a replay takes it.
+
+    Kept once per record and version: `digest` is the SHA-256 of the collection and the
+    entry as received, so a provider that sends the same unchanged entry on every run
+    (one that ignores `filter`, say) brings the one reject up to date instead of piling
+    up new ones."""
 
     __tablename__ = "connector_rejects"
     __table_args__ = (
         tenant_owned(),
         Index("ix_connector_rejects_connector", "tenant_id", "connector_id", "id"),
+        Index("uq_connector_rejects_digest", "tenant_id", "connector_id", "digest", unique=True),
         Index(
             "ix_connector_rejects_open",
             "tenant_id",
@@ -104,6 +110,7 @@ class ConnectorReject(Base):
     external_id: Mapped[str | None] = mapped_column(String(256))
     reason: Mapped[str] = mapped_column(String(256))
     raw: Mapped[Any] = mapped_column(JsonDocument)
+    digest: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     replayed_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
