@@ -117,10 +117,13 @@ async def test_create_a_oneroster_connector_with_a_class_map(
     assert SECRET_VALUE not in fetched.text
 
 
-# What a config without them stores and shows: the narrowest read-only scope, 1.2's path.
+# What a config without them stores and shows: the narrowest read-only scope, 1.2's path,
+# and the mass-removal guard's thresholds.
 ONEROSTER_DEFAULTS = {
     "scope": "https://purl.imsglobal.org/spec/or/v1p2/scope/roster-core.readonly",
     "version": "v1p2",
+    "hold_share": 0.5,
+    "hold_min": 10,
 }
 
 

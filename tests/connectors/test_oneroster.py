@@ -607,3 +607,113 @@ async def test_the_same_unchanged_record_is_rejected_once_however_often_it_comes
     assert len(await rows(database, ConnectorReject)) == 2
     events = [e for e in await rows(database, Event) if e.type == "connector.entry.rejected"]
     assert len(events) == 2
+
+
+def big_class(sis: OneRosterFake, size: int = 12) -> None:
+    """class-a (course algebra) with `size` students, each with their enrollment record."""
+    sis.users = [oneroster_user(n) for n in range(1, size + 1)]
+    sis.classes = [oneroster_class("class-a")]
+    sis.enrollments = [
+        oneroster_enrollment(n, user=f"user-{n}", class_id="class-a") for n in range(1, size + 1)
+    ]
+
+
+async def held_runs(client: httpx.AsyncClient, key: str) -> list[dict[str, Any]]:
+    response = await client.get(f"/v1/connectors/{CONNECTOR}/runs", headers=bearer(key))
+    assert response.status_code == 200, response.text
+    return [r for r in response.json()["data"] if r["status"] == "held"]
+
+
+async def test_a_glitch_withdrawing_a_whole_class_is_held_until_a_person_confirms(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    database: Database,
+    clock: FrozenClock,
+    sis: OneRosterFake,
+    connector: str,
+    acme: str,
+) -> None:
+    big_class(sis)
+    await pull(settings, database, clock, sis)
+    assert len(await roster_of(database, "algebra")) == 12
+    sis.classes = [
+        oneroster_class("class-a", status="tobedeleted", modified=ROSTER_BASE + timedelta(hours=1))
+    ]
+    result = await pull(settings, database, clock, sis)
+    assert result.status == "held"
+    assert "would cancel 12 of the 12 live enrollments" in (result.message or "")
+    assert {e.status for e in (await roster_of(database, "algebra")).values()} == {"assigned"}
+    (held,) = [e for e in await rows(database, Event) if e.type == "connector.run.held"]
+    assert held.data == {
+        "connector_id": CONNECTOR,
+        "run_id": str(result.run_id),
+        "reason": "it would cancel 12 of the 12 live enrollments it made",
+        "would_cancel": 12,
+    }
+    # The watermark moved on: the next run does not hold the same records again.
+    again = await pull(settings, database, clock, sis)
+    assert again.status == "succeeded", again
+    (waiting,) = await held_runs(client, acme)
+
+    confirmed = await client.post(
+        f"/v1/connectors/{CONNECTOR}/runs/{waiting['id']}/confirm", headers=bearer(acme)
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["status"] == "succeeded"
+    assert confirmed.json()["message"].startswith("12 cancellations confirmed by api key")
+    canceled = await roster_of(database, "algebra")
+    assert {(e.status, e.canceled_by) for e in canceled.values()} == {("canceled", "roster")}
+    twice = await client.post(
+        f"/v1/connectors/{CONNECTOR}/runs/{waiting['id']}/confirm", headers=bearer(acme)
+    )
+    assert (twice.status_code, twice.json()["error"]) == (409, "RUN_NOT_HELD")
+
+
+async def test_a_discarded_hold_cancels_nobody(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    database: Database,
+    clock: FrozenClock,
+    sis: OneRosterFake,
+    connector: str,
+    acme: str,
+    globex: str,
+) -> None:
+    big_class(sis)
+    await pull(settings, database, clock, sis)
+    later = ROSTER_BASE + timedelta(hours=1)
+    sis.enrollments = [
+        oneroster_enrollment(
+            n, user=f"user-{n}", class_id="class-a", status="tobedeleted", modified=later
+        )
+        for n in range(1, 12)
+    ]
+    result = await pull(settings, database, clock, sis)
+    assert result.status == "held"
+    path = f"/v1/connectors/{CONNECTOR}/runs/{result.run_id}"
+    assert (await client.post(f"{path}/discard", headers=bearer(globex))).status_code == 404
+    assert (await client.post(f"{path}/discard")).status_code == 401
+    discarded = await client.post(f"{path}/discard", headers=bearer(acme))
+    assert discarded.status_code == 200, discarded.text
+    assert discarded.json()["message"].startswith("cancellations discarded by api key")
+    assert {e.status for e in (await roster_of(database, "algebra")).values()} == {"assigned"}
+    confirm_after = await client.post(f"{path}/confirm", headers=bearer(acme))
+    assert confirm_after.status_code == 409
+    assert {e.status for e in (await roster_of(database, "algebra")).values()} == {"assigned"}
+
+
+async def test_an_ordinary_withdrawal_is_canceled_at_the_end_of_the_run(
+    settings: Settings, database: Database, clock: FrozenClock, sis: OneRosterFake, connector: str
+) -> None:
+    """Two of twelve leave: under the share, canceled by the run that saw it."""
+    big_class(sis)
+    await pull(settings, database, clock, sis)
+    later = ROSTER_BASE + timedelta(hours=1)
+    for n in (1, 2):
+        sis.enrollments[n - 1] = oneroster_enrollment(
+            n, user=f"user-{n}", class_id="class-a", status="tobedeleted", modified=later
+        )
+    result = await pull(settings, database, clock, sis)
+    assert result.status == "succeeded"
+    statuses = {u: e.status for u, e in (await roster_of(database, "algebra")).items()}
+    assert [u for u, s in statuses.items() if s == "canceled"] == sorted(["user-1", "user-2"])

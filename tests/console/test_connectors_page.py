@@ -4,6 +4,7 @@ on the worker, refused while one is going) and Replay rejects (SPEC §9)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from coursegate.db import Database
 from coursegate.enrollments.adapters import Adapters
 from coursegate.kit.clock import FrozenClock
 from coursegate.operators.service import OperatorService
+from tests.connectors import test_oneroster as oneroster_tests
 from tests.connectors.conftest import (
     SECRET_ENV,
     Sleeps,
@@ -23,7 +25,13 @@ from tests.connectors.conftest import (
     partner_stores,
     running_run,
 )
-from tests.connectors.fake_partners import DataPassFake, datapass_entry
+from tests.connectors.fake_partners import (
+    ROSTER_BASE,
+    DataPassFake,
+    OneRosterFake,
+    datapass_entry,
+    oneroster_class,
+)
 from tests.console.conftest import check_page, console_server, sign_in
 from tests.console.helpers import signed_in
 
@@ -145,9 +153,59 @@ async def test_an_operator_runs_a_connector_now_and_replays_its_rejects(
         await expect(runs).to_have_count(3, timeout=20_000)
         await expect(runs.first).to_contain_text("succeeded", timeout=20_000)
         await check_page(page, "connector")
-        # The undated entry came again in the new run: two rejects of it, one record made.
+        # The undated entry came again in the new run: still one reject of it.
         await page.get_by_role("button", name="Replay rejects").click()
         await expect(page.get_by_role("status")).to_contain_text(
-            "Replayed 2 rejects: 2 taken (1 records created)"
+            "Replayed 1 rejects: 1 taken (1 records created)"
         )
         await expect(page.get_by_text("No open reject.")).to_be_visible()
+
+
+# A OneRoster connector and its partner, as the connector tests make them.
+sis = oneroster_tests.sis
+connector = oneroster_tests.connector
+
+
+async def test_an_operator_confirms_a_held_run_and_it_is_on_activity(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    database: Database,
+    clock: FrozenClock,
+    sis: OneRosterFake,
+    connector: str,
+    acme: str,
+) -> None:
+    oneroster_tests.big_class(sis)
+    await oneroster_tests.pull(settings, database, clock, sis)
+    sis.classes = [
+        oneroster_class("class-a", status="tobedeleted", modified=ROSTER_BASE + timedelta(hours=1))
+    ]
+    held = await oneroster_tests.pull(settings, database, clock, sis)
+    assert held.status == "held"
+    path = f"/console/connectors/{connector}/runs/{held.run_id}/confirm"
+
+    viewer = await signed_in(client, database, clock, "acme", "viewer")
+    page = await client.get(f"/console/connectors/{connector}")
+    assert "held: it would cancel 12 of the 12 live enrollments" in page.text
+    assert ">Confirm cancellations<" not in page.text
+    assert (await viewer.post(path)).status_code == 403
+
+    async with httpx.AsyncClient(
+        transport=client._transport, base_url="http://testserver"
+    ) as other:
+        operator = await signed_in(other, database, clock, "acme", "operator")
+        page = await other.get(f"/console/connectors/{connector}")
+        assert ">Confirm cancellations<" in page.text
+        assert ">Discard<" in page.text
+        answer = await operator.post(path)
+        assert answer.status_code == 200
+        assert "12 cancellations confirmed by operator@acme.test" in answer.text
+        assert (await operator.post(path)).status_code == 409
+    roster = await oneroster_tests.roster_of(database, "algebra")
+    assert {e.status for e in roster.values()} == {"canceled"}
+    async with database.transaction() as session:
+        actions = await OperatorService(session, clock).actions("acme")
+    assert [(a.verb, a.outcome) for a in actions] == [
+        ("confirm_hold", "refused"),
+        ("confirm_hold", "ok"),
+    ]

@@ -14,6 +14,7 @@ from coursegate.connectors.schemas import (
     RunOut,
 )
 from coursegate.connectors.service import ConnectorService
+from coursegate.kit.ids import path_uuid
 from coursegate.kit.pagination import (
     Page,
     PageRequest,
@@ -23,6 +24,7 @@ from coursegate.kit.pagination import (
     page_request,
 )
 from coursegate.models import Authorization, Connector, ConnectorReject, ConnectorRun
+from coursegate.tenancy.service import Principal
 from coursegate.web import ClockDep, CurrentPrincipal, Session
 
 router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
@@ -139,6 +141,51 @@ async def start_run(
     409 `RUN_IN_PROGRESS` while a run of the connector is in progress (nothing started)."""
     run = await connectors.run_now(who.tenant_id, connector_id, request.app.state.enqueuer)
     return run_out(run)
+
+
+async def _settle(
+    connector_id: str,
+    run_id: str,
+    who: Principal,
+    request: Request,
+    connectors: ConnectorService,
+    *,
+    confirm: bool,
+) -> RunOut:
+    run = await connectors.settle_held(
+        who.tenant_id,
+        connector_id,
+        path_uuid(run_id),
+        request.app.state.adapters,
+        confirm=confirm,
+        by=f"api key {who.key_id}",
+    )
+    return run_out(run)
+
+
+@router.post("/{connector_id}/runs/{run_id}/confirm")
+async def confirm_held_run(
+    connector_id: str,
+    run_id: str,
+    who: CurrentPrincipal,
+    request: Request,
+    connectors: ConnectorService = Service,
+) -> RunOut:
+    """A held run (SPEC §5 `connector.run.held`): cancel what it withdrew, now.
+    409 `RUN_NOT_HELD` for a run that is not waiting."""
+    return await _settle(connector_id, run_id, who, request, connectors, confirm=True)
+
+
+@router.post("/{connector_id}/runs/{run_id}/discard")
+async def discard_held_run(
+    connector_id: str,
+    run_id: str,
+    who: CurrentPrincipal,
+    request: Request,
+    connectors: ConnectorService = Service,
+) -> RunOut:
+    """A held run: cancel nothing (a roster glitch); the run ends. 409 `RUN_NOT_HELD`."""
+    return await _settle(connector_id, run_id, who, request, connectors, confirm=False)
 
 
 @router.get("/{connector_id}/rejects")

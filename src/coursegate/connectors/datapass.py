@@ -22,6 +22,7 @@ from coursegate.connectors.repository import ConnectorRepository
 from coursegate.connectors.schemas import DatapassConfig
 from coursegate.connectors.source import (
     Context,
+    Held,
     Page,
     Rejected,
     Taken,
@@ -122,6 +123,13 @@ class DataPassSource:
     def scope(self) -> str | None:
         """DataPass grants what the client was registered for; none is asked."""
         return None
+
+    async def settle(self, context: Context, *, force: bool) -> Held | None:
+        """A DataPass run puts nothing off."""
+        return None
+
+    async def discard(self, context: Context) -> int:
+        return 0
 
     async def pages(
         self, client: PartnerClient, since: Mapping[str, datetime | None]

@@ -24,6 +24,7 @@ so the ledger holds nobody it has no use for.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,7 +35,15 @@ from pydantic_core import PydanticCustomError
 from coursegate.connectors.http import PartnerClient, PermanentPartnerError
 from coursegate.connectors.repository import RosterRepository
 from coursegate.connectors.schemas import OneRosterConfig
-from coursegate.connectors.source import Context, Page, Rejected, Taken, instant_or_none, short_id
+from coursegate.connectors.source import (
+    Context,
+    Held,
+    Page,
+    Rejected,
+    Taken,
+    instant_or_none,
+    short_id,
+)
 from coursegate.courses.repository import CourseRepository
 from coursegate.courses.schemas import ROSTER_KEY
 from coursegate.enrollments import lifecycle
@@ -113,6 +122,50 @@ class OneRosterSource:
                 if total is not None and offset >= total:
                     break
 
+    async def settle(self, context: Context, *, force: bool) -> Held | None:
+        """Cancel what the run withdrew, unless that is more than `hold_share` of a
+        class's or of all the connector's live enrollments (and at least `hold_min`):
+        a roster glitch must not unenroll a school, so such a run cancels nothing and
+        waits for a person (`force` is their confirmation)."""
+        assert context.run_id is not None
+        roster = RosterRepository(context.session)
+        withdrawn = await roster.withdrawn_live(context.tenant_id, context.run_id)
+        if withdrawn and not force:
+            held = await self._too_many(context, withdrawn)
+            if held is not None:
+                return held
+        await _cancel(context, [enrollment for enrollment, _ in withdrawn])
+        await roster.forget_withdrawn(context.tenant_id, context.run_id)
+        return None
+
+    async def _too_many(
+        self, context: Context, withdrawn: list[tuple[uuid.UUID, str]]
+    ) -> Held | None:
+        by_class = Counter(class_id for _, class_id in withdrawn)
+        live, total = await RosterRepository(context.session).live_counts(
+            context.tenant_id, context.connector_id, by_class
+        )
+        share, least = self.config.hold_share, self.config.hold_min
+        classes = sorted(
+            c for c, n in by_class.items() if n >= least and n > share * live.get(c, 0)
+        )
+        count = len(withdrawn)
+        if count >= least and count > share * total:
+            reason = f"it would cancel {count} of the {total} live enrollments it made"
+        elif classes:
+            shown = ", ".join(f"{c} ({by_class[c]} of {live[c]})" for c in classes[:5])
+            more = f" and {len(classes) - 5} more" if len(classes) > 5 else ""
+            reason = f"it would cancel more than {share:.0%} of class {shown}{more}"
+        else:
+            return None
+        return Held(reason=reason, would_cancel=count)
+
+    async def discard(self, context: Context) -> int:
+        assert context.run_id is not None
+        return await RosterRepository(context.session).forget_withdrawn(
+            context.tenant_id, context.run_id
+        )
+
     async def take(self, context: Context, page: Page, since: datetime | None) -> Taken:
         taken = Taken()
         records: list[_Record] = []
@@ -162,7 +215,7 @@ class OneRosterSource:
         deleted = {r.sourced_id for r in records if r.deleted}
         repo = RosterRepository(context.session)
         made = await repo.made_in_classes(context.tenant_id, context.connector_id, deleted)
-        await _cancel(context, made)
+        await _withdraw(context, made)
 
     async def _enrollments(self, context: Context, records: list[_Record], taken: Taken) -> None:
         tenant_id, now = context.tenant_id, context.now
@@ -186,7 +239,7 @@ class OneRosterSource:
         made = await roster.made(
             tenant_id, context.connector_id, {r.sourced_id for r, _, _ in wanted}
         )
-        await _cancel(
+        await _withdraw(
             context,
             [made[r.sourced_id] for r, _, _ in wanted if r.deleted and r.sourced_id in made],
         )
@@ -256,8 +309,19 @@ class OneRosterSource:
         )
 
 
+async def _withdraw(context: Context, enrollment_ids: list[uuid.UUID]) -> None:
+    """The roster withdrew these. A run marks them and cancels at its end, once it knows
+    how many it would cancel; a replay of rejects, which a person started, cancels now."""
+    if context.run_id is None:
+        await _cancel(context, enrollment_ids)
+        return
+    await RosterRepository(context.session).withdraw(
+        context.tenant_id, context.connector_id, enrollment_ids, context.run_id
+    )
+
+
 async def _cancel(context: Context, enrollment_ids: list[uuid.UUID]) -> None:
-    """The roster withdrew these: those still live are canceled, by the roster."""
+    """Those still live are canceled, by the roster."""
     live = await RosterRepository(context.session).live_enrollments(
         context.tenant_id, enrollment_ids
     )

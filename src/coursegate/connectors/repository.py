@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.kit.sql import dialect_insert, dialect_of, insert_rows
@@ -342,6 +342,77 @@ class RosterRepository:
             RosterEnrollment.class_sourced_id.in_(list(class_ids)),
         )
         return list((await self.session.scalars(stmt)).all())
+
+    async def withdraw(
+        self,
+        tenant_id: str,
+        connector_id: str,
+        enrollment_ids: Collection[uuid.UUID],
+        run_id: uuid.UUID,
+    ) -> None:
+        """Mark what the run found withdrawn; the cancellations wait for the run's end."""
+        if not enrollment_ids:
+            return
+        await self.session.execute(
+            update(RosterEnrollment)
+            .where(
+                RosterEnrollment.tenant_id == tenant_id,
+                RosterEnrollment.connector_id == connector_id,
+                RosterEnrollment.enrollment_id.in_(list(enrollment_ids)),
+            )
+            .values(withdrawn_by_run=run_id)
+        )
+
+    async def withdrawn_live(
+        self, tenant_id: str, run_id: uuid.UUID
+    ) -> list[tuple[uuid.UUID, str]]:
+        """`(enrollment, class)` of what the run withdrew that is still live."""
+        stmt = (
+            select(RosterEnrollment.enrollment_id, RosterEnrollment.class_sourced_id)
+            .join(
+                Enrollment,
+                (Enrollment.tenant_id == RosterEnrollment.tenant_id)
+                & (Enrollment.id == RosterEnrollment.enrollment_id),
+            )
+            .where(
+                RosterEnrollment.tenant_id == tenant_id,
+                RosterEnrollment.withdrawn_by_run == run_id,
+                Enrollment.status.in_(LIVE_STATUSES),
+            )
+        )
+        return [(e, c) for e, c in (await self.session.execute(stmt)).all()]
+
+    async def live_counts(
+        self, tenant_id: str, connector_id: str, class_ids: Collection[str]
+    ) -> tuple[dict[str, int], int]:
+        """Live enrollments the connector made, in each of these classes and in all."""
+        base = (
+            select(RosterEnrollment.class_sourced_id, func.count())
+            .join(
+                Enrollment,
+                (Enrollment.tenant_id == RosterEnrollment.tenant_id)
+                & (Enrollment.id == RosterEnrollment.enrollment_id),
+            )
+            .where(
+                RosterEnrollment.tenant_id == tenant_id,
+                RosterEnrollment.connector_id == connector_id,
+                Enrollment.status.in_(LIVE_STATUSES),
+            )
+            .group_by(RosterEnrollment.class_sourced_id)
+        )
+        per_class = {c: int(n) for c, n in (await self.session.execute(base)).all()}
+        return {c: per_class.get(c, 0) for c in class_ids}, sum(per_class.values())
+
+    async def forget_withdrawn(self, tenant_id: str, run_id: uuid.UUID) -> int:
+        result = await self.session.execute(
+            update(RosterEnrollment)
+            .where(
+                RosterEnrollment.tenant_id == tenant_id,
+                RosterEnrollment.withdrawn_by_run == run_id,
+            )
+            .values(withdrawn_by_run=None)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def live_enrollments(
         self, tenant_id: str, enrollment_ids: Collection[uuid.UUID]

@@ -48,7 +48,7 @@ from coursegate.connectors.http import (
 from coursegate.connectors.oneroster import OneRosterSource
 from coursegate.connectors.repository import ConnectorRepository, stored_watermarks
 from coursegate.connectors.schemas import DatapassConfig, OneRosterConfig
-from coursegate.connectors.source import Context, Page, Source, Taken
+from coursegate.connectors.source import Context, Held, Page, Source, Taken
 from coursegate.db import Database
 from coursegate.enrollments.adapters import Adapters
 from coursegate.events.outbox import NewEvent, record_events
@@ -68,6 +68,8 @@ RUN_STALE_AFTER = timedelta(hours=1)
 `Retry-After` waits. A run silent for longer than this died with its process."""
 MESSAGE_LENGTH = 512
 HEARTBEAT_EVERY = timedelta(seconds=2)
+HELD = "held"
+"""A run that would cancel too many enrollments, waiting for a person (SPEC §5)."""
 """How often a run writes its counters and heartbeat with a page: often enough for
 `GET …/runs` to show progress, not a statement on every page of a fast partner."""
 REPLAY_BATCH = 500
@@ -368,6 +370,7 @@ class Runner:
             sleep=self.sleep,
         )
         written_at = self.clock.now()
+        dry_hold: Held | None = None
         async with client, self._rolled_back(dry_run) as dry:
             async for page in fetched_ahead(source.pages(client, marks)):
                 grown = replace(counts)
@@ -390,24 +393,42 @@ class Runner:
                 counts.take(grown)  # only what committed counts
                 if self.progress is not None:
                     self.progress(counts.progress())
+            if dry is not None:
+                # What a real run would hold shows in the dry run's message.
+                dry_hold = await source.settle(
+                    self._context(dry, tenant_id, connector_id, inert=True, run_id=run_id),
+                    force=False,
+                )
         now = self.clock.now()
         async with self.database.transaction() as session:
             repo = ConnectorRepository(session)
+            held = (
+                dry_hold
+                if dry_run
+                else await source.settle(
+                    self._context(session, tenant_id, connector_id, run_id=run_id), force=False
+                )
+            )
             if not dry_run and since is None and counts.newest:
                 await repo.advance_watermarks(tenant_id, connector_id, counts.newest, now)
             connector = await repo.get(tenant_id, connector_id)
             watermark_after = connector.watermark if connector is not None else None
+            notes = [n for n in (held and f"held: {held.reason}", counts.notes()) if n]
             await repo.update_run(
                 tenant_id,
                 run_id,
                 {
                     **self._counters(counts),
-                    "status": "succeeded",
+                    "status": HELD if held is not None and not dry_run else "succeeded",
                     "ended_at": now,
                     "watermark": watermark_after,
-                    "message": counts.notes(),
+                    "message": "; ".join(notes) or None,
                 },
             )
+            if held is not None and not dry_run:
+                await record_events(
+                    session, tenant_id, [held_event(connector_id, run_id, held)], now
+                )
             run = await repo.get_run(tenant_id, run_id)
         assert run is not None
         return RunResult.of(run)
@@ -425,7 +446,7 @@ class Runner:
         inert: bool = False,
     ) -> Taken:
         """The page and its rejects; `inert` adapters for a dry run."""
-        context = self._context(session, tenant_id, connector_id, inert=inert)
+        context = self._context(session, tenant_id, connector_id, inert=inert, run_id=run_id)
         taken = await source.take(context, page, marks.get(page.collection))
         fresh = await ConnectorRepository(session).record_rejects(
             tenant_id,
@@ -475,7 +496,13 @@ class Runner:
                 await transaction.rollback()
 
     def _context(
-        self, session: AsyncSession, tenant_id: str, connector_id: str, *, inert: bool = False
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        connector_id: str,
+        *,
+        inert: bool = False,
+        run_id: uuid.UUID | None = None,
     ) -> Context:
         return Context(
             session=session,
@@ -484,6 +511,7 @@ class Runner:
             clock=self.clock,
             adapters=Adapters.inert() if inert else self.adapters,
             now=self.clock.now(),
+            run_id=run_id,
         )
 
     async def replay_rejects(self, tenant_id: str, connector_id: str) -> ReplayResult:
@@ -588,6 +616,18 @@ class Runner:
             "warnings": sum(counts.warnings.values()),
             "heartbeat_at": self.clock.now(),
         }
+
+
+def held_event(connector_id: str, run_id: uuid.UUID, held: Held) -> NewEvent:
+    return NewEvent(
+        "connector.run.held",
+        {
+            "connector_id": connector_id,
+            "run_id": str(run_id),
+            "reason": held.reason,
+            "would_cancel": held.would_cancel,
+        },
+    )
 
 
 def rejected_event(connector_id: str, external_id: str | None, reason: str) -> NewEvent:

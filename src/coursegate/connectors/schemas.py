@@ -142,6 +142,12 @@ class OneRosterConfig(StrictInput):
         default_factory=dict
     )
     scope: OAuthScope = ROSTER_CORE_READONLY
+    hold_share: float = Field(default=0.5, gt=0, le=1)
+    """A run that would cancel more than this share of a class's, or of all, the live
+    enrollments the connector made cancels none and waits for a person."""
+    hold_min: int = Field(default=10, ge=1, le=100_000)
+    """…when it would cancel at least this many: a student leaving a class of three is
+    an ordinary day, not a glitch."""
     version: Literal["v1p2", "v1p1"] = Field(default="v1p2", validate_default=True)
 
     @field_validator("version")

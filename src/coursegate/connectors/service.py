@@ -10,14 +10,15 @@ caller's transaction, so either both exist or neither does.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from coursegate.connectors.repository import ConnectorRepository
-from coursegate.connectors.runner import record_start
+from coursegate.connectors.repository import ConnectorRepository, RosterRepository
+from coursegate.connectors.runner import HELD, record_start, source_for
 from coursegate.connectors.schedule import PULL_WORKFLOW, run_now_workflow_id
 from coursegate.connectors.schemas import (
     CONFIG_MODELS,
@@ -25,9 +26,17 @@ from coursegate.connectors.schemas import (
     ConnectorCreate,
     ConnectorPatch,
 )
+from coursegate.connectors.source import Context
 from coursegate.durable import Enqueuer
+from coursegate.enrollments.adapters import Adapters
 from coursegate.kit.clock import Clock
-from coursegate.kit.errors import AlreadyExists, NotFound, ValidationFailed, validation_details
+from coursegate.kit.errors import (
+    AlreadyExists,
+    DomainError,
+    NotFound,
+    ValidationFailed,
+    validation_details,
+)
 from coursegate.kit.ids import uuid7
 from coursegate.kit.netguard import validate_webhook_url
 from coursegate.kit.secrets import SecretStores, SecretUnavailable
@@ -35,6 +44,11 @@ from coursegate.models import Connector, ConnectorRun
 
 MANUAL = "manual"
 """The trigger of a run started by hand, by `coursegate pull` or through the API."""
+
+
+class RunNotHeld(DomainError):
+    code = "RUN_NOT_HELD"
+    status = 409
 
 
 class ConnectorService:
@@ -120,6 +134,49 @@ class ConnectorService:
         )
         run = await self.repo.get_run(tenant_id, run_id)
         assert run is not None
+        return run
+
+    async def settle_held(
+        self,
+        tenant_id: str,
+        connector_id: str,
+        run_id: uuid.UUID,
+        adapters: Adapters,
+        *,
+        confirm: bool,
+        by: str,
+    ) -> ConnectorRun:
+        """A person's answer to a held run: `confirm` cancels what it withdrew (those still
+        live), otherwise nothing is canceled and the marks are forgotten. Either way the
+        run ends `succeeded`, its message saying who decided what. 409 `RUN_NOT_HELD` for a
+        run that is not waiting (answered already, or never held)."""
+        connector = await self.get(tenant_id, connector_id)
+        run = await self.repo.get_run(tenant_id, run_id)
+        if run is None or run.connector_id != connector_id:
+            raise NotFound()
+        if run.status != HELD:
+            raise RunNotHeld(f"run {run_id} is {run.status}, not held")
+        source = source_for(connector.kind, dict(connector.config))
+        now = self.clock.now()
+        context = Context(
+            session=self.session,
+            tenant_id=tenant_id,
+            connector_id=connector_id,
+            clock=self.clock,
+            adapters=adapters,
+            now=now,
+            run_id=run_id,
+        )
+        if confirm:
+            held_back = len(await RosterRepository(self.session).withdrawn_live(tenant_id, run_id))
+            await source.settle(context, force=True)
+            message = f"{held_back} cancellations confirmed by {by}"
+        else:
+            await source.discard(context)
+            message = f"cancellations discarded by {by}"
+        run.status = "succeeded"
+        run.message = message[:512]
+        await self.repo.flush()
         return run
 
     async def delete(self, tenant_id: str, connector_id: str) -> None:

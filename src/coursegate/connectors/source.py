@@ -8,6 +8,7 @@ is one adapter" (SPEC §4) true.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,16 @@ class Context:
     clock: Clock
     adapters: Adapters
     now: datetime
+    run_id: uuid.UUID | None = None
+    """The run writing the page; None for a replay of rejects, which a person started."""
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A run's end put off for a person: what it would do, and why it did not."""
+
+    reason: str
+    would_cancel: int
 
 
 class Source(Protocol):
@@ -87,6 +98,16 @@ class Source(Protocol):
         self, client: PartnerClient, since: Mapping[str, datetime | None]
     ) -> AsyncIterator[Page]:
         """Every page of every collection, each read from its own `since` (None: all)."""
+        ...
+
+    async def settle(self, context: Context, *, force: bool) -> Held | None:
+        """At the end of a run (`context.run_id`), do what the run put off until it had
+        seen everything; or hold it for a person (None: done). `force` is that person's
+        confirmation."""
+        ...
+
+    async def discard(self, context: Context) -> int:
+        """Forget what a held run put off; how many it was."""
         ...
 
     async def take(self, context: Context, page: Page, since: datetime | None) -> Taken:

@@ -15,6 +15,7 @@ from coursegate.connectors.repository import ConnectorRepository
 from coursegate.connectors.runner import Runner
 from coursegate.console.web import PREFIX, Actor, BriefActor, Console, Viewer, recorded, render
 from coursegate.kit.clock import Clock
+from coursegate.kit.ids import path_uuid
 from coursegate.models import Connector, ConnectorRun
 from coursegate.web import ClockDep, Session, database
 
@@ -140,3 +141,57 @@ async def replay_rejects(
     )
     async with database(request).transaction() as session:
         return await _page(request, console, session, now, connector_id, notice=notice)
+
+
+async def _answer_hold(
+    request: Request,
+    connector_id: str,
+    run_id: str,
+    console: Console,
+    session: AsyncSession,
+    now: Clock,
+    *,
+    confirm: bool,
+) -> HTMLResponse:
+    verb = "confirm_hold" if confirm else "discard_hold"
+    async with recorded(request, session, console, verb, "connector_run", run_id) as act:
+        run = await connector_service(request, session, now).settle_held(
+            console.tenant_id,
+            connector_id,
+            path_uuid(run_id),
+            request.app.state.adapters,
+            confirm=confirm,
+            by=console.current.email,
+        )
+        act.detail = {"connector": connector_id, "message": run.message}
+    return await _page(request, console, session, now, connector_id, notice=run.message)
+
+
+@router.post(
+    f"{PREFIX}/connectors/{{connector_id}}/runs/{{run_id}}/confirm", include_in_schema=False
+)
+async def confirm_hold(
+    request: Request,
+    connector_id: str,
+    run_id: str,
+    console: Actor,
+    session: Session,
+    now: ClockDep,
+) -> HTMLResponse:
+    """A held run's cancellations, done now (a person looked and agrees)."""
+    return await _answer_hold(request, connector_id, run_id, console, session, now, confirm=True)
+
+
+@router.post(
+    f"{PREFIX}/connectors/{{connector_id}}/runs/{{run_id}}/discard", include_in_schema=False
+)
+async def discard_hold(
+    request: Request,
+    connector_id: str,
+    run_id: str,
+    console: Actor,
+    session: Session,
+    now: ClockDep,
+) -> HTMLResponse:
+    """A held run's cancellations, dropped (a roster glitch)."""
+    return await _answer_hold(request, connector_id, run_id, console, session, now, confirm=False)

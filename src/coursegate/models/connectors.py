@@ -35,6 +35,7 @@ class Connector(Base):
 
 RUNNING = text("status = 'running'")
 OPEN = text("resolved_at IS NULL")
+WITHDRAWN = text("withdrawn_by_run IS NOT NULL")
 
 
 class ConnectorRun(Base):
@@ -149,6 +150,13 @@ class RosterEnrollment(Base):
         tenant_owned(),
         tenant_fk("enrollment_id", "enrollments"),
         Index("ix_roster_enrollments_class", "tenant_id", "connector_id", "class_sourced_id"),
+        Index(
+            "ix_roster_enrollments_withdrawn",
+            "tenant_id",
+            "withdrawn_by_run",
+            postgresql_where=WITHDRAWN,
+            sqlite_where=WITHDRAWN,
+        ),
     )
 
     tenant_id: Mapped[str] = tenant_column()
@@ -157,3 +165,7 @@ class RosterEnrollment(Base):
     class_sourced_id: Mapped[str] = mapped_column(String(128))
     enrollment_id: Mapped[uuid.UUID]
     created_at: Mapped[datetime]
+    withdrawn_by_run: Mapped[uuid.UUID | None]
+    """The run that found this record (or its class) withdrawn and has not yet canceled
+    its enrollment: it does at its end, or, held for cancelling too many, when an
+    operator confirms."""

@@ -26,6 +26,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         ),
         "authorization.validated",
         "connector.run.failed",
+        "connector.run.held",
         "connector.entry.rejected",
         "endpoint.disabled",
     }
