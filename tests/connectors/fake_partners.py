@@ -15,6 +15,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import json
 import operator
 import re
 import secrets
@@ -27,12 +28,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from functools import partial
+from functools import cache, partial
+from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Final, Literal, Self
 from urllib.parse import parse_qsl, quote, unquote_plus, urlencode
 
 import httpx
+import jsonschema
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -358,6 +361,11 @@ class OneRosterFake(_PartnerFake):
         `limit` a maximum, and large providers cap it)."""
         self.total_count = True
         """Whether answers carry `X-Total-Count` (some providers leave it out)."""
+        self.conformant = True
+        """Whether every page must be valid by 1EdTech's description; a test that serves
+        broken or pre-1.2 records on purpose says so by setting it False."""
+        self.schema_violations: list[str] = []
+        """What the pages served broke of the description (checked on every page)."""
         for collection in _COLLECTIONS:
             self.app.add_api_route(
                 f"{path}/{collection}", self._collection(collection), methods=["GET"]
@@ -424,7 +432,9 @@ class OneRosterFake(_PartnerFake):
         headers = {"Link": ", ".join(links)}
         if self.total_count:
             headers["X-Total-Count"] = str(total)
-        return JSONResponse({collection: records[offset : offset + limit]}, headers=headers)
+        body = {collection: records[offset : offset + limit]}
+        self.schema_violations += oneroster_violations(collection, body)
+        return JSONResponse(body, headers=headers)
 
     def _page_url(
         self, collection: _Collection, limit: int, offset: int, filter_: str | None
@@ -679,3 +689,31 @@ def oneroster_enrollment(
         "beginDate": "2026-09-01",
         "endDate": "2027-06-30",
     }
+
+
+ONEROSTER_DESCRIPTION: Final = (
+    Path(__file__).parent / "standards" / ("onerosterv1p2rostersservice_openapi3_v1p0.json")
+)
+_SET_TYPES: Final = {
+    "users": "UserSetDType",
+    "classes": "ClassSetDType",
+    "enrollments": "EnrollmentSetDType",
+}
+
+
+@cache
+def _oneroster_validator(collection: str) -> jsonschema.Draft4Validator:
+    """1EdTech's schema of a collection's 200 answer; the whole description is the root
+    document, so its `#/components/schemas/…` references resolve."""
+    description = json.loads(ONEROSTER_DESCRIPTION.read_text())
+    return jsonschema.Draft4Validator(
+        {**description, "$ref": f"#/components/schemas/{_SET_TYPES[collection]}"}
+    )
+
+
+def oneroster_violations(collection: str, body: Any) -> list[str]:
+    """How a page breaks 1EdTech's OneRoster 1.2 description (empty: it does not)."""
+    return [
+        f"{collection}: {'/'.join(str(p) for p in e.absolute_path)}: {e.message}"
+        for e in _oneroster_validator(collection).iter_errors(body)
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ import pytest
 
 from tests.connectors.fake_partners import (
     ENTRY_BASE,
+    ONEROSTER_DESCRIPTION,
     ROSTER_BASE,
     DataPassFake,
     Fault,
@@ -21,6 +23,7 @@ from tests.connectors.fake_partners import (
     oneroster_class,
     oneroster_enrollment,
     oneroster_user,
+    oneroster_violations,
 )
 
 GRANT = {"grant_type": "client_credentials"}
@@ -636,3 +639,26 @@ def test_oneroster_enrollment_shape() -> None:
         "tobedeleted",
         "2026-07-31T07:00:00.000Z",
     )
+
+
+def test_the_oneroster_description_is_1edtechs_unmodified() -> None:
+    digest = hashlib.sha256(ONEROSTER_DESCRIPTION.read_bytes()).hexdigest()
+    assert digest == "c473f6ba3a70f0e40b89d56c1b4c16c1f67f7363b4e4dc8601e8b732fb6807f4"
+
+
+def test_the_schema_check_catches_what_the_description_forbids() -> None:
+    """The check that keeps the fake honest is itself honest."""
+    good = oneroster_user(1, email="")
+    assert oneroster_violations("users", {"users": [good]}) == []
+    missing = {k: v for k, v in oneroster_user(2).items() if k != "givenName"}
+    problems = oneroster_violations(
+        "users", {"users": [missing, {**oneroster_user(3), "status": "inactive"}]}
+    )
+    assert problems == [
+        "users: users/0: 'givenName' is a required property",
+        "users: users/1/status: 'inactive' is not one of ['active', 'tobedeleted']",
+    ]
+    assert oneroster_violations("classes", {"classes": [oneroster_class("c")]}) == []
+    enrollment = oneroster_enrollment(1, user="u", class_id="c")
+    assert oneroster_violations("enrollments", {"enrollments": [enrollment]}) == []
+    assert oneroster_violations("enrollments", {"enrollments": [], "extra": 1}) != []

@@ -55,8 +55,12 @@ CONNECTOR = "sis"
 
 @pytest.fixture
 def sis() -> Iterator[OneRosterFake]:
+    """The partner; unless a test serves broken records on purpose (`conformant = False`),
+    every page it served must have been valid by 1EdTech's own description."""
     with OneRosterFake() as partner:
         yield partner
+        if partner.conformant:
+            assert partner.schema_violations == []
 
 
 def stores(sis: OneRosterFake) -> SecretStores:
@@ -320,6 +324,7 @@ async def test_what_cannot_be_taken_yet_is_rejected_then_replayed(
 async def test_bad_records_are_rejected_and_do_not_pin_the_watermark(
     settings: Settings, database: Database, clock: FrozenClock, sis: OneRosterFake, connector: str
 ) -> None:
+    sis.conformant = False  # broken records, on purpose
     newest = ROSTER_BASE + timedelta(minutes=30)
     no_id = oneroster_user(6, modified=newest)
     del no_id["sourcedId"]
@@ -514,6 +519,7 @@ async def test_inactive_is_read_as_tobedeleted(
     settings: Settings, database: Database, clock: FrozenClock, sis: OneRosterFake, connector: str
 ) -> None:
     """A pre-1.1 `inactive` withdraws the student, as the description says it must."""
+    sis.conformant = False  # `inactive` is outside 1.2's enumeration: an older provider
     sis.users = [oneroster_user(1)]
     sis.classes = [oneroster_class("class-a")]
     sis.enrollments = [oneroster_enrollment(1, user="user-1", class_id="class-a")]
