@@ -361,6 +361,8 @@ class OneRosterFake(_PartnerFake):
         `limit` a maximum, and large providers cap it)."""
         self.total_count = True
         """Whether answers carry `X-Total-Count` (some providers leave it out)."""
+        self.ignores_offset = False
+        """Answer every page as if offset were 0 (what a mock that invents data does)."""
         self.conformant = True
         """Whether every page must be valid by 1EdTech's description; a test that serves
         broken or pre-1.2 records on purpose says so by setting it False."""
@@ -407,6 +409,8 @@ class OneRosterFake(_PartnerFake):
             return _imsx_error(400, "invaliddata", "offset must be a non-negative integer")
         if self.page_cap is not None:
             limit = min(limit, self.page_cap)
+        if self.ignores_offset:
+            offset = 0
         records = self._records(collection)
         filter_ = query.get("filter")
         if filter_ is not None:

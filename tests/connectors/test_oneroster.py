@@ -723,3 +723,18 @@ async def test_an_ordinary_withdrawal_is_canceled_at_the_end_of_the_run(
     assert result.status == "succeeded"
     statuses = {u: e.status for u, e in (await roster_of(database, "algebra")).items()}
     assert [u for u, s in statuses.items() if s == "canceled"] == sorted(["user-1", "user-2"])
+
+
+async def test_a_partner_that_ignores_offset_fails_the_run_instead_of_looping(
+    settings: Settings, database: Database, clock: FrozenClock, sis: OneRosterFake, connector: str
+) -> None:
+    """Counting 120 but serving the first page at every offset: the run stops at the first
+    repeated page, says why, and keeps the watermarks where they were."""
+    sis.users = [oneroster_user(n) for n in range(1, 121)]
+    sis.page_cap = 50
+    sis.ignores_offset = True
+    result = await pull(settings, database, clock, sis)
+    assert (result.status, result.error_class) == ("failed", "invalid_response")
+    assert "repeats records already read: the partner ignores offset" in (result.message or "")
+    assert result.watermark is None
+    assert len(sis.at("users")) == 2

@@ -105,6 +105,7 @@ class OneRosterSource:
             if mark is not None:
                 params["filter"] = f"dateLastModified>'{format_instant(mark)}'"
             offset = 0
+            seen: set[str] = set()
             while True:
                 body, headers = await client.get_page(
                     f"{base}/{collection}", {**params, "offset": offset}
@@ -116,6 +117,14 @@ class OneRosterSource:
                     )
                 if not records:
                     break
+                if _repeats(records, seen):
+                    # Paging on would never end: fail the run (nothing is lost, the
+                    # watermarks stay) rather than read the same page forever.
+                    raise PermanentPartnerError(
+                        "invalid_response",
+                        f"the page of {collection} at offset {offset} repeats records already"
+                        " read: the partner ignores offset",
+                    )
                 yield Page(collection, records)
                 offset += len(records)
                 total = _total(headers)
@@ -355,6 +364,21 @@ def _checked(entry: Any, taken: Taken) -> _Record | None:
         taken.rejected.append(Rejected(entry, reason, sourced_id))
         return None
     return _Record(entry, sourced_id, STATUSES[status])
+
+
+def _repeats(records: list[Any], seen: set[str]) -> bool:
+    """Whether every record of the page was on an earlier page of this collection (and
+    remember this page's). Records without a usable `sourcedId` never count as repeats."""
+    ids = [
+        i
+        for i in (
+            short_id(r.get("sourcedId"), MAX_SOURCED_ID) for r in records if isinstance(r, dict)
+        )
+        if i
+    ]
+    repeated = bool(ids) and len(ids) == len(records) and all(i in seen for i in ids)
+    seen.update(ids)
+    return repeated
 
 
 def _total(headers: Mapping[str, str]) -> int | None:
