@@ -11,8 +11,6 @@ PORT ?= 8000
 # Test processes side by side: the suite mostly waits (databases, servers, sleeps),
 # so twice the cores keeps both busy (docs/testing.md).
 TEST_WORKERS ?= 4
-# What the console's browser tests run inside the page (axe-core, from the npm registry).
-AXE := tests/console/node_modules/axe-core/axe.min.js
 
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
@@ -34,13 +32,16 @@ serve: install
 	$(BIN)/coursegate db upgrade
 	$(BIN)/coursegate serve --host $(HOST) --port $(PORT)
 
-# Without npm (or Chromium) the browser tests say so and are skipped; CI has both.
-$(AXE): tests/console/package.json tests/console/package-lock.json
+# From the npm registry, for the tests (tests/*/package.json, locked): axe-core, run inside
+# the console's pages, and Stoplight Prism, a OneRoster provider mocked from 1EdTech's
+# description. Without npm (or Chromium) the tests that need them say so and are
+# skipped; CI has both.
+tests/%/node_modules/.installed: tests/%/package.json tests/%/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
-		npm ci --prefix tests/console --no-audit --no-fund --silent && touch $@; \
-	else echo "npm not found: the console's accessibility checks will be skipped"; fi
+		npm ci --prefix tests/$* --no-audit --no-fund --silent && touch $@; \
+	else echo "npm not found: the tests that need tests/$*'s npm packages will be skipped"; fi
 
-test: install $(AXE)
+test: install tests/console/node_modules/.installed tests/connectors/node_modules/.installed
 	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: install

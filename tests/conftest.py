@@ -42,6 +42,8 @@ _postgres_checked = False
 _postgres_used = 0
 # Browser tests (tests/console) count here too, so the run says plainly if none ran.
 browser_tally: dict[str, Any] = {"used": 0, "missing": None}
+# So do the runs against Stoplight Prism (tests/connectors), which need Node.js.
+prism_tally: dict[str, Any] = {"used": 0, "missing": None}
 
 
 def _admin_url(dbname: str | None = None) -> str:
@@ -69,6 +71,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         output["postgres_error"] = _postgres_error
         output["browser_used"] = browser_tally["used"]
         output["browser_missing"] = browser_tally["missing"]
+        output["prism_used"] = prism_tally["used"]
+        output["prism_missing"] = prism_tally["missing"]
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -79,6 +83,8 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     _postgres_error = _postgres_error or output.get("postgres_error")
     browser_tally["used"] += output.get("browser_used", 0)
     browser_tally["missing"] = browser_tally["missing"] or output.get("browser_missing")
+    prism_tally["used"] += output.get("prism_used", 0)
+    prism_tally["missing"] = prism_tally["missing"] or output.get("prism_missing")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -96,6 +102,13 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     elif browser_tally["used"]:
         terminalreporter.write_line(
             f"Browser tests ran: {browser_tally['used']} pages in Chromium", green=True
+        )
+    if prism_tally["missing"]:
+        terminalreporter.write_line(f"Prism runs SKIPPED: {prism_tally['missing']}", red=True)
+    elif prism_tally["used"]:
+        terminalreporter.write_line(
+            f"Prism runs: {prism_tally['used']} OneRoster runs against 1EdTech's description",
+            green=True,
         )
 
 
