@@ -64,7 +64,9 @@ async def worker_app(
         app.state.enqueuer.close()
 
 
-async def _eventually(predicate: Callable[[], bool], within_s: float = 15.0) -> bool:
+async def _eventually(predicate: Callable[[], bool], within_s: float = 45.0) -> bool:
+    """Polls; the bound is generous because the whole suite runs 4 processes (browsers
+    among them) on 2 cores, where a queue's poll was seen to lag past 15 s."""
     deadline = asyncio.get_running_loop().time() + within_s
     while asyncio.get_running_loop().time() < deadline:
         if predicate():
