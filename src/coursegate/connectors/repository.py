@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.kit.sql import dialect_insert, dialect_of, insert_rows
@@ -29,6 +29,7 @@ from coursegate.models.enrollments import LIVE_STATUSES
 
 _AUTHORIZATIONS = table_of(Authorization)
 _REJECTS = table_of(ConnectorReject)
+SelectT = TypeVar("SelectT", bound=Select[*tuple[Any, ...]])
 _RUNS = table_of(ConnectorRun)
 _ROSTER = table_of(RosterEnrollment)
 
@@ -367,19 +368,9 @@ class RosterRepository:
         self, tenant_id: str, run_id: uuid.UUID
     ) -> list[tuple[uuid.UUID, str]]:
         """`(enrollment, class)` of what the run withdrew that is still live."""
-        stmt = (
-            select(RosterEnrollment.enrollment_id, RosterEnrollment.class_sourced_id)
-            .join(
-                Enrollment,
-                (Enrollment.tenant_id == RosterEnrollment.tenant_id)
-                & (Enrollment.id == RosterEnrollment.enrollment_id),
-            )
-            .where(
-                RosterEnrollment.tenant_id == tenant_id,
-                RosterEnrollment.withdrawn_by_run == run_id,
-                Enrollment.status.in_(LIVE_STATUSES),
-            )
-        )
+        stmt = _live_roster(
+            select(RosterEnrollment.enrollment_id, RosterEnrollment.class_sourced_id), tenant_id
+        ).where(RosterEnrollment.withdrawn_by_run == run_id)
         return [(e, c) for e, c in (await self.session.execute(stmt)).all()]
 
     async def live_counts(
@@ -387,17 +378,8 @@ class RosterRepository:
     ) -> tuple[dict[str, int], int]:
         """Live enrollments the connector made, in each of these classes and in all."""
         base = (
-            select(RosterEnrollment.class_sourced_id, func.count())
-            .join(
-                Enrollment,
-                (Enrollment.tenant_id == RosterEnrollment.tenant_id)
-                & (Enrollment.id == RosterEnrollment.enrollment_id),
-            )
-            .where(
-                RosterEnrollment.tenant_id == tenant_id,
-                RosterEnrollment.connector_id == connector_id,
-                Enrollment.status.in_(LIVE_STATUSES),
-            )
+            _live_roster(select(RosterEnrollment.class_sourced_id, func.count()), tenant_id)
+            .where(RosterEnrollment.connector_id == connector_id)
             .group_by(RosterEnrollment.class_sourced_id)
         )
         per_class = {c: int(n) for c, n in (await self.session.execute(base)).all()}
@@ -434,3 +416,12 @@ class RosterRepository:
 
     async def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
         await insert_rows(self.session, _ROSTER, rows)
+
+
+def _live_roster(stmt: SelectT, tenant_id: str) -> SelectT:
+    """A tenant's roster rows whose enrollment is still live."""
+    return stmt.join(
+        Enrollment,
+        (Enrollment.tenant_id == RosterEnrollment.tenant_id)
+        & (Enrollment.id == RosterEnrollment.enrollment_id),
+    ).where(RosterEnrollment.tenant_id == tenant_id, Enrollment.status.in_(LIVE_STATUSES))

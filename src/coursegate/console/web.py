@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coursegate.kit.clock import Clock
-from coursegate.kit.errors import DomainError, Forbidden, NotFound, report_unexpected
+from coursegate.kit.errors import DomainError, Forbidden, report_unexpected
 from coursegate.operators.roles import Role
 from coursegate.operators.service import Current, OperatorService, Throttled, csrf_matches
 from coursegate.web import ClockDep, Session, clock, database
@@ -409,7 +409,6 @@ __all__ = [
     "Admin",
     "AdminViewer",
     "Console",
-    "NotFound",
     "Session",
     "Viewer",
     "record_refusal",
