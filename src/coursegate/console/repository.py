@@ -27,6 +27,7 @@ from coursegate.models import (
     Tenant,
 )
 from coursegate.models.base import table_of
+from coursegate.webhooks.queue import PENDING
 
 if TYPE_CHECKING:
     from coursegate.console.rollup import Source
@@ -48,7 +49,7 @@ class OverviewRepository:
         row = (
             await self.session.execute(
                 select(func.count(), func.min(Delivery.next_attempt_at)).where(
-                    Delivery.status == "pending",
+                    Delivery.status == PENDING,
                     Delivery.next_attempt_at <= now,
                     Delivery.tenant_id == tenant_id,
                 )

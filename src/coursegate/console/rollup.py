@@ -91,13 +91,27 @@ class ActivityRollup:
         self.clock = clock
 
     async def step(self) -> int:
-        counted = 0
+        """Count what is new, tenant by tenant; an idle pass reads in one transaction and
+        writes nothing (no mark is created or locked where there is nothing to count)."""
+        below = id_floor(self.clock.now() - SETTLE)
         async with self.database.transaction() as session:
-            tenants = await ActivityRepository(session).tenants()
-        for tenant_id in tenants:
-            for source in SOURCES:
-                async with self.database.transaction() as session:
-                    counted += await self.count_batch(session, tenant_id, source)
+            repo = ActivityRepository(session)
+            due = [
+                (tenant_id, source)
+                for tenant_id in await repo.tenants()
+                for source in SOURCES
+                if await repo.rows_between(
+                    tenant_id,
+                    source,
+                    above=await repo.mark(tenant_id, source.name),
+                    below=below,
+                    limit=1,
+                )
+            ]
+        counted = 0
+        for tenant_id, source in due:
+            async with self.database.transaction() as session:
+                counted += await self.count_batch(session, tenant_id, source)
         return counted
 
     async def count_batch(self, session: AsyncSession, tenant_id: str, source: Source) -> int:

@@ -34,6 +34,7 @@ from coursegate.kit.clock import Clock
 from coursegate.kit.errors import DomainError, Forbidden, report_unexpected
 from coursegate.operators.roles import Role
 from coursegate.operators.service import Current, OperatorService, Throttled, csrf_matches
+from coursegate.tenancy.repository import TenantRepository
 from coursegate.web import ClockDep, Session, clock, database
 
 log = structlog.get_logger(__name__)
@@ -110,8 +111,6 @@ class Console:
 
 
 async def _console_of(request: Request, session: AsyncSession, now: Clock) -> Console:
-    from coursegate.tenancy.repository import TenantRepository
-
     current = await OperatorService(session, now).current(request.cookies.get(SESSION_COOKIE, ""))
     if current is None:
         raise SignInRequired()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -17,9 +18,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 _hasher = PasswordHasher()
 GENERATED_PASSWORD_BYTES = 18
 
-# Verified against when the account does not exist, so that an unknown email
-# takes as long to refuse as a wrong password (no account enumeration by timing).
-_UNKNOWN_ACCOUNT_HASH = _hasher.hash(secrets.token_urlsafe(GENERATED_PASSWORD_BYTES))
+
+@cache
+def _unknown_account_hash() -> str:
+    """Verified against when the account does not exist, so that an unknown email takes as
+    long to refuse as a wrong password (no account enumeration by timing). Made on first
+    use, not at import: every command and process imports this module."""
+    return _hasher.hash(secrets.token_urlsafe(GENERATED_PASSWORD_BYTES))
 
 
 def generate() -> str:
@@ -31,14 +36,14 @@ async def hash_password(password: str) -> str:
     return await asyncio.to_thread(_hasher.hash, password)
 
 
-def _verify(stored: str, presented: str) -> bool:
+def _verify(stored: str | None, presented: str) -> bool:
     try:
-        return _hasher.verify(stored, presented)
+        return _hasher.verify(stored or _unknown_account_hash(), presented)
     except (VerificationError, InvalidHashError):
         return False
 
 
 async def verify(stored: str | None, presented: str) -> bool:
     """Whether `presented` is the password; `stored=None` (no such account) costs the same."""
-    matched = await asyncio.to_thread(_verify, stored or _UNKNOWN_ACCOUNT_HASH, presented)
+    matched = await asyncio.to_thread(_verify, stored, presented)
     return matched and stored is not None
