@@ -114,6 +114,15 @@ class PayloadTooLarge(DomainError):
     status = 413
 
 
+class DatabaseUnavailable(DomainError):
+    """The database cannot be reached: a 503 the caller retries after `RETRY_AFTER_SECONDS`,
+    never a 500, which would read as our bug (SPEC §0)."""
+
+    code = "DATABASE_UNAVAILABLE"
+    status = 503
+    RETRY_AFTER_SECONDS: ClassVar[int] = 5
+
+
 def constraint_for(error_type: str) -> str:
     if error_type in CONSTRAINTS:
         return error_type
