@@ -214,3 +214,29 @@ def test_a_server_cannot_start_while_a_restore_has_the_database(embedded: Settin
     finally:
         for fd in held:
             os.close(fd)
+
+
+def test_restore_onto_a_new_machine_creates_the_database(
+    embedded: Settings, tmp_path: Path
+) -> None:
+    _create(embedded, "acme")
+    target = tmp_path / "b.db"
+    assert run_cli(embedded, "backup", str(target)).returncode == 0
+    fresh = tmp_path / "elsewhere" / "var"
+    settings = Settings(
+        database_url=f"sqlite:///{fresh / 'coursegate.db'}", var_dir=fresh, _env_file=None
+    )
+    result = run_cli(settings, "restore", str(target))
+    assert result.returncode == 0, result.stderr
+    assert "kept at" not in result.stdout
+    assert _tenants(fresh / "coursegate.db") == ["acme"]
+
+
+def test_backup_refuses_a_damaged_database_and_writes_nothing(
+    embedded: Settings, tmp_path: Path
+) -> None:
+    _corrupt(_db(embedded))
+    result = run_cli(embedded, "backup", str(tmp_path / "b.db"))
+    assert result.returncode == 1
+    assert result.stderr.startswith("CORRUPT: the database"), result.stderr
+    assert not list(tmp_path.glob("*b.db*"))

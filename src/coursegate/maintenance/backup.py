@@ -98,6 +98,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _copy_checked(database: Path, partial: Path) -> str:
+    with (
+        closing(_connect(database, read_only=True)) as source,
+        closing(_connect(partial, read_only=False)) as copy,
+    ):
+        source.backup(copy)
+        # One file, no WAL beside it: the backup is whole on its own.
+        copy.execute("PRAGMA journal_mode=DELETE")
+        # The copy is the database page for page: checking it checks what was backed up,
+        # without a second full read of the live file.
+        return check_database(copy, "the database")
+
+
 def backup(database: Path, destination: Path, *, overwrite: bool = False) -> Written:
     """A checked, self-contained copy of `database` (a live one is fine) at `destination`."""
     _check_source_file(database, "the database")
@@ -109,19 +122,10 @@ def backup(database: Path, destination: Path, *, overwrite: bool = False) -> Wri
         raise BackupRefused("NOT_FOUND", f"the folder of {destination} does not exist")
     partial = destination.with_name(f".{destination.name}.partial-{os.getpid()}")
     try:
-        with closing(_connect(database, read_only=True)) as source:
-            try:
-                check_database(source, "the database")
-            except sqlite3.DatabaseError as exc:
-                raise BackupRefused("CORRUPT", f"the database is damaged ({exc})") from None
-            with closing(_connect(partial, read_only=False)) as copy:
-                try:
-                    source.backup(copy)
-                except sqlite3.DatabaseError as exc:
-                    raise BackupRefused("CORRUPT", f"the database is damaged ({exc})") from None
-                # One file, no WAL beside it: the backup is whole on its own.
-                copy.execute("PRAGMA journal_mode=DELETE")
-                revision = check_database(copy, "the backup just written")
+        try:
+            revision = _copy_checked(database, partial)
+        except sqlite3.DatabaseError as exc:
+            raise BackupRefused("CORRUPT", f"the database is damaged ({exc})") from None
         with partial.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(partial, destination)
@@ -185,11 +189,17 @@ def restore(backup_file: Path, database: Path, now: datetime) -> Restored:
     if database.exists() and database.stat().st_size > 0:
         kept = _keep_aside(database, kept_aside_name(database, now))
     database.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        closing(_connect(backup_file, read_only=True)) as source,
-        closing(_connect(database, read_only=False)) as target,
-    ):
-        source.backup(target)
-        target.execute("PRAGMA journal_mode=WAL")
-        check_database(target, "the restored database")
+    try:
+        with (
+            closing(_connect(backup_file, read_only=True)) as source,
+            closing(_connect(database, read_only=False)) as target,
+        ):
+            source.backup(target)
+            target.execute("PRAGMA journal_mode=WAL")
+            check_database(target, "the restored database")
+    except sqlite3.DatabaseError as exc:
+        where = f"; the database it was replacing is kept at {kept}" if kept else ""
+        raise BackupRefused(
+            "RESTORE_FAILED", f"writing the database failed ({exc}){where}"
+        ) from None
     return Restored(revision, kept)
