@@ -5,7 +5,7 @@ tables have) up to each size, then times the backup (online copy, integrity
 check of the copy) and the restore (check of the backup, copy of the
 replaced database aside, copy in, integrity check). Prints one line per size.
 
-    .venv/bin/python -m bench.backup [MiB ...]     (default: 50 200)
+    .venv/bin/python bench/backup.py [MiB ...]     (default: 50 200)
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import machine, say
+from common import machine, say
 from coursegate import migrate
 from coursegate.db import Database
 from coursegate.maintenance import backup as backups
