@@ -312,3 +312,29 @@ def test_master_keys_are_read_newest_first_from_a_list(tmp_path: Path) -> None:
     assert SecretBox(NEW).decrypt(box.rotate(old_token)) == "s"
     with pytest.raises(ConfigurationError, match="holds no master key"):
         parse_master_keys(" , \n", "COURSEGATE_SECRET_KEY")
+
+
+async def test_a_secret_no_key_opens_found_mid_run_stops_it_cleanly(
+    settings: Settings, database: Database, clock: FrozenClock
+) -> None:
+    """A process with a third key wrote after the survey: the run stops, done batches stay done."""
+    stored = await _populate(database, clock, OLD, _ref(settings))
+    both = SecretBox([NEW, OLD])
+
+    async def foreign_write(batch: rotation.Batch) -> None:
+        if batch.column == "provider_keys.secret_encrypted" and batch.reencrypted == 2:
+            async with database.transaction() as session:
+                first = select(WebhookEndpoint).order_by(
+                    WebhookEndpoint.tenant_id, WebhookEndpoint.id
+                )
+                endpoint = (await session.scalars(first.limit(1))).one()
+                endpoint.secret_encrypted = SecretBox(OTHER).encrypt("written elsewhere")
+
+    with pytest.raises(rotation.RotationRefused) as refused:
+        await rotation.rotate(database, both, batch_size=2, after_batch=foreign_write)
+    assert refused.value.code == "UNDECRYPTABLE"
+    now = await _ciphertexts(database)
+    done = [k for k, v in now.items() if both.is_current(v)]
+    assert len(done) == 4  # the provider keys, committed before the foreign write was met
+    assert all(column == "provider_keys.secret_encrypted" for column, _ in done)
+    assert {k: both.decrypt(now[k]) for k in done} == {k: stored.plaintexts[k] for k in done}

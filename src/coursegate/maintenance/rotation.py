@@ -86,7 +86,16 @@ async def rotate_batch(
     for key, token in rows:
         if box.is_current(token):
             tally.current += 1
-        elif await repo.replace(column, key, token, box.rotate(token)):
+            continue
+        try:
+            rotated = box.rotate(token)
+        except SecretUnavailable:
+            raise RotationRefused(
+                "UNDECRYPTABLE",
+                f"a secret in {tally.column} written since the survey opens under none of the "
+                "configured keys; the batches before it are done: fix the keys and run again",
+            ) from None
+        if await repo.replace(column, key, token, rotated):
             tally.reencrypted += 1
         else:
             tally.changed += 1
