@@ -240,3 +240,16 @@ def test_backup_refuses_a_damaged_database_and_writes_nothing(
     assert result.returncode == 1
     assert result.stderr.startswith("CORRUPT: the database"), result.stderr
     assert not list(tmp_path.glob("*b.db*"))
+
+
+def test_neither_command_will_write_the_database_over_itself(embedded: Settings) -> None:
+    _create(embedded, "acme")
+    before = _db(embedded).read_bytes()
+    for args in (("backup", str(_db(embedded)), "--force"), ("restore", str(_db(embedded)))):
+        result = run_cli(embedded, *args)
+        assert result.returncode == 1
+        assert result.stderr.startswith("SAME_FILE: "), result.stderr
+    wal = _db(embedded).with_name("coursegate.db-wal")
+    assert run_cli(embedded, "backup", str(wal), "--force").stderr.startswith("SAME_FILE: ")
+    assert _db(embedded).read_bytes() == before
+    assert _tenants(_db(embedded)) == ["acme"]

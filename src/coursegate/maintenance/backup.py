@@ -111,9 +111,19 @@ def _copy_checked(database: Path, partial: Path) -> str:
         return check_database(copy, "the database")
 
 
+def _refuse_same_file(database: Path, other: Path) -> None:
+    """Writing a backup over the live database, or restoring it onto itself, would destroy it."""
+    names = {
+        database.resolve().with_name(database.name + suffix) for suffix in ("", "-wal", "-shm")
+    }
+    if other.resolve() in names:
+        raise BackupRefused("SAME_FILE", f"{other} is the database itself")
+
+
 def backup(database: Path, destination: Path, *, overwrite: bool = False) -> Written:
     """A checked, self-contained copy of `database` (a live one is fine) at `destination`."""
     _check_source_file(database, "the database")
+    _refuse_same_file(database, destination)
     if destination.exists() and not overwrite:
         raise BackupRefused("ALREADY_EXISTS", f"{destination} exists (give --force to replace it)")
     if destination.is_dir():
@@ -184,6 +194,7 @@ def restore(backup_file: Path, database: Path, now: datetime) -> Restored:
     old database's WAL and shared-memory files next to the new one, and
     SQLite would replay the old WAL into it.
     """
+    _refuse_same_file(database, backup_file)
     revision = check_backup(backup_file)
     kept: Path | None = None
     if database.exists() and database.stat().st_size > 0:
