@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -253,3 +254,15 @@ def test_neither_command_will_write_the_database_over_itself(embedded: Settings)
     assert run_cli(embedded, "backup", str(wal), "--force").stderr.startswith("SAME_FILE: ")
     assert _db(embedded).read_bytes() == before
     assert _tenants(_db(embedded)) == ["acme"]
+
+
+def test_serve_refuses_to_start_during_a_restore(embedded: Settings) -> None:
+    with socket.socket() as taken:
+        # Were the lock ignored, the server would fail on this port rather than run on.
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        with exclusive(lock_file(_db(embedded))):
+            result = run_cli(embedded, "serve", "--port", port)
+    assert result.returncode == 1
+    assert result.stderr.startswith("SERVER_LOCKED: "), result.stderr
