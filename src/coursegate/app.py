@@ -147,7 +147,7 @@ def create_app(
     app.state.clock = clock or SystemClock()
     app.state.migration_head = migrate.head_revision()
     app.state.enqueuer = durable.Enqueuer(settings) if api else None
-    app.state.secret_box = SecretBox(settings.master_key())
+    app.state.secret_box = SecretBox(settings.master_keys())
     app.state.adapters = adapters_from_settings(settings)
     app.state.secret_stores = default_stores()
     app.state.inbound = InboundGateway(

@@ -40,7 +40,10 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    secret_key: SecretStr | None = Field(default=None, description="the master key, a Fernet key")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="the master key (Fernet); during a rotation `new,old`, newest first",
+    )
     allow_private_webhook_targets: bool = False
     smtp_url: SecretStr | None = None
     sentry_dsn: SecretStr | None = None
@@ -125,41 +128,67 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
 
-    def master_key(self) -> bytes:
-        """The Fernet key that encrypts stored secrets.
+    @property
+    def master_key_path(self) -> Path:
+        """The embedded key file: one key per line, newest first (two only while rotating)."""
+        return self.var_dir / "master.key"
 
-        Production must be given one: generating a key there would make every
-        stored secret unreadable on the next machine. Embedded mode keeps a
-        generated key beside the database so a restart can still read them.
+    @property
+    def master_key_from_file(self) -> bool:
+        return self.secret_key is None and self.env is Environment.EMBEDDED
+
+    def master_keys(self) -> tuple[bytes, ...]:
+        """Every master key, newest first: the first encrypts, any of them decrypts.
+
+        There is more than one only during a rotation (`coursegate secrets
+        rotate-master`), so that rows still under the old key stay readable
+        until they have all been re-encrypted. Production must be given its
+        keys: generating one there would make every stored secret unreadable
+        on the next machine. Embedded mode keeps a generated key beside the
+        database so a restart can still read them.
         """
         if self.secret_key is not None:
-            key = self.secret_key.get_secret_value().encode()
-            try:
-                Fernet(key)
-            except ValueError:
-                raise ConfigurationError(
-                    "COURSEGATE_SECRET_KEY is not a Fernet key (32 url-safe base64 bytes)"
-                ) from None
-            return key
+            return parse_master_keys(self.secret_key.get_secret_value(), "COURSEGATE_SECRET_KEY")
         if self.env is Environment.PRODUCTION:
             raise ConfigurationError(
                 "COURSEGATE_SECRET_KEY is required when COURSEGATE_ENV=production "
                 "(generate one with: python -c 'from cryptography.fernet import Fernet; "
                 "print(Fernet.generate_key().decode())')"
             )
-        path = self.var_dir / "master.key"
+        path = self.master_key_path
         if path.exists():
-            return path.read_bytes().strip()
+            return parse_master_keys(path.read_text(errors="replace"), str(path))
         self.var_dir.mkdir(parents=True, exist_ok=True)
         key = Fernet.generate_key()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(key)
-        return key
+        return (key,)
+
+    def master_key(self) -> bytes:
+        """The key new secrets are encrypted under."""
+        return self.master_keys()[0]
 
     def check(self) -> None:
         """Fail start-up early and clearly on settings that cannot work."""
-        self.master_key()
+        self.master_keys()
+
+
+def parse_master_keys(text: str, source: str) -> tuple[bytes, ...]:
+    """Keys separated by commas or newlines, newest first; the messages never quote a key."""
+    items = [item.strip() for item in text.replace("\n", ",").split(",")]
+    keys = [item for item in items if item]
+    if not keys:
+        raise ConfigurationError(f"{source} holds no master key")
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key.encode())
+        except ValueError:
+            which = "" if len(keys) == 1 else f" (key {position} of {len(keys)})"
+            raise ConfigurationError(
+                f"{source} is not a Fernet key{which} (32 url-safe base64 bytes)"
+            ) from None
+    return tuple(dict.fromkeys(key.encode() for key in keys))
 
 
 def normalise_database_url(url: str) -> str:

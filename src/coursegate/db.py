@@ -26,7 +26,8 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def _sqlite_path(url: str) -> Path | None:
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for PostgreSQL or an in-memory database."""
     prefix = "sqlite+aiosqlite:///"
     if not url.startswith(prefix):
         return None
@@ -36,7 +37,7 @@ def _sqlite_path(url: str) -> Path | None:
 
 def create_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
-        path = _sqlite_path(url)
+        path = sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         # One connection: SQLite has a single writer anyway, and queueing in the

@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -78,3 +79,11 @@ async def schema_drift(engine: AsyncEngine) -> list[object]:
 
     async with engine.connect() as conn:
         return await conn.run_sync(compare)
+
+
+def knows_revision(revision: str) -> bool:
+    """Whether this build has the migration: an unknown one was written by a newer build."""
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False

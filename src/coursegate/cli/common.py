@@ -72,7 +72,7 @@ async def require_tenant(session: AsyncSession, tenant: str) -> None:
 
 def provider_service(session: AsyncSession, settings: Settings) -> ProviderService:
     return ProviderService(
-        session, SystemClock(), SecretBox(settings.master_key()), default_stores()
+        session, SystemClock(), SecretBox(settings.master_keys()), default_stores()
     )
 
 

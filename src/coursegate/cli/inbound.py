@@ -265,7 +265,7 @@ def sign(
             "which signs with three headers"
         )
     clock = SystemClock()
-    secrets = KeySecrets(SecretBox(settings.master_key()), CachedResolver(default_stores(), clock))
+    secrets = KeySecrets(SecretBox(settings.master_keys()), CachedResolver(default_stores(), clock))
     try:
         secret = secrets.secret(stored)
     except SecretUnavailable as exc:
@@ -343,7 +343,7 @@ def demo_command(
     settings = load_settings()
     if settings.env == "embedded":
         upgrade_database(settings)
-    box = SecretBox(settings.master_key())
+    box = SecretBox(settings.master_keys())
     setup = run_db(settings, lambda db: demo_setup.set_up(db, SystemClock(), box, default_stores()))
     base_url = url or f"http://127.0.0.1:{settings.port}"
     try:

@@ -1,5 +1,5 @@
-"""The `coursegate` command: serve, api, worker, db, tenants, keys, operators, version, and
-the inbound commands (providers, sign, replay, demo).
+"""The `coursegate` command: serve, api, worker, db, tenants, keys, operators, version,
+backup, restore, secrets, and the inbound commands (providers, sign, replay, demo).
 
 Commands work on the database directly with the server's settings, through the
 same services (and the same input models) as the API, so a script gets the
@@ -17,11 +17,12 @@ import typer
 import uvicorn
 
 from coursegate import __version__, migrate
-from coursegate.cli import connectors, inbound, operators, webhooks
+from coursegate.cli import connectors, inbound, maintenance, operators, webhooks
 from coursegate.cli.common import (
     HostOpt,
     PortOpt,
     TenantOpt,
+    fail,
     load_settings,
     run_db,
     upgrade_database,
@@ -30,6 +31,7 @@ from coursegate.db import Database
 from coursegate.durable import Role
 from coursegate.kit.clock import SystemClock
 from coursegate.kit.ids import path_uuid
+from coursegate.maintenance.locks import Busy, hold_while_running
 from coursegate.tenancy.service import TenancyService
 
 app = typer.Typer(
@@ -47,6 +49,14 @@ def _serve(role: Role | None, host: str | None, port: int | None, *, default_por
     from coursegate.app import create_app
 
     settings = load_settings()
+    try:
+        # Held until the process ends: it is how `restore` and `rotate-master` see a server.
+        hold_while_running(settings)
+    except Busy:
+        raise fail(
+            "SERVER_LOCKED: a restore or a master key rotation is running on this database; "
+            "start again when it is done"
+        ) from None
     if role is Role.SERVE and settings.env == "embedded":
         # The embedded server is a one-command start: bring its file to head first.
         upgrade_database(settings)
@@ -157,6 +167,7 @@ inbound.register(app)
 webhooks.register(inbound.replay_app)
 connectors.register(app, inbound.replay_app)
 operators.register(app)
+maintenance.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,7 +44,7 @@ def replay_deliveries(
             service = WebhookService(
                 session,
                 SystemClock(),
-                SecretBox(settings.master_key()),
+                SecretBox(settings.master_keys()),
                 allow_private=settings.allow_private_webhook_targets,
             )
             return await service.replay(tenant, path_uuid(endpoint), body.since)

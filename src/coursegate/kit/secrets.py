@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import PurePath
 from typing import Annotated, Protocol
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
@@ -151,14 +151,24 @@ def default_stores() -> SecretStores:
 
 
 class SecretBox:
-    """Secrets the service generates, encrypted at rest so a database dump does not leak them."""
+    """Secrets the service generates, encrypted at rest so a database dump does not leak them.
 
-    def __init__(self, master_key: bytes) -> None:
+    Given several master keys (newest first), it encrypts under the first and
+    decrypts under any: that is what lets every process keep working while a
+    rotation re-encrypts the stored rows one batch at a time.
+    """
+
+    def __init__(self, master_keys: bytes | Sequence[bytes]) -> None:
+        keys = [master_keys] if isinstance(master_keys, bytes) else list(master_keys)
+        if not keys:
+            raise ValueError("no master key")
         try:
-            self._fernet = Fernet(master_key)
+            fernets = [Fernet(key) for key in keys]
         except (ValueError, TypeError):
             # `from None`: the original error may quote the key.
             raise ValueError("the master key is not a Fernet key") from None
+        self._current = fernets[0]
+        self._fernet = MultiFernet(fernets)
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode("ascii")
@@ -167,6 +177,23 @@ class SecretBox:
         """Any bad token, including one made under another master key, is one reason."""
         try:
             return self._fernet.decrypt(token.encode()).decode("utf-8")
+        except (InvalidToken, ValueError):
+            raise SecretUnavailable(
+                "undecryptable", "the stored secret cannot be decrypted"
+            ) from None
+
+    def is_current(self, token: str) -> bool:
+        """Whether the token is already under the newest key (a rotation has nothing to do)."""
+        try:
+            self._current.decrypt(token.encode())
+        except (InvalidToken, ValueError):
+            return False
+        return True
+
+    def rotate(self, token: str) -> str:
+        """The same secret under the newest key; SecretUnavailable if no key opens it."""
+        try:
+            return self._fernet.rotate(token.encode()).decode("ascii")
         except (InvalidToken, ValueError):
             raise SecretUnavailable(
                 "undecryptable", "the stored secret cannot be decrypted"
