@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import socket
 import time
 from datetime import UTC, datetime
@@ -33,8 +34,14 @@ HEADER_LIMIT = 64 * 1024
 LATEST_CLOSE_S = TIMEOUT_S * 1.25 + 1.0
 
 
-def test_abusive_clients_against_a_real_server(tmp_path: Path) -> None:
-    """One server for every case (a server start is the slow part); each case is a phase."""
+def test_abusive_clients_against_a_real_server(tmp_path: Path, sqlite_template: Path) -> None:
+    """One server for every case (a server start is the slow part); each case is a phase.
+
+    `coursegate api` on a copy of the migrated SQLite file: the HTTP process of production,
+    without the embedded server's migration and workers, which would only add start time.
+    """
+    (tmp_path / "var").mkdir()
+    shutil.copy(sqlite_template, tmp_path / "var" / "coursegate.db")
     env = {
         "COURSEGATE_VAR_DIR": str(tmp_path / "var"),
         "COURSEGATE_DATABASE_URL": "",
@@ -42,7 +49,7 @@ def test_abusive_clients_against_a_real_server(tmp_path: Path) -> None:
         "COURSEGATE_HTTP_MAX_PENDING_REQUESTS": str(MAX_PENDING),
         "COURSEGATE_ACCESS_LOG": "false",
     }
-    with servers.running(["serve"], env, tmp_path / "serve.log", cwd=tmp_path) as server:
+    with servers.running(["api"], env, tmp_path / "api.log", cwd=tmp_path) as server:
         headers_over_64_kib_get_431_without_being_read_whole(server)
         a_request_that_does_not_arrive_whole_in_time_is_closed(server)
         slow_senders_are_bounded_and_others_are_served(server)
