@@ -31,7 +31,7 @@ MAX_PENDING = 16
 HEADER_LIMIT = 64 * 1024
 # The deadline is kept to within a quarter of itself (the sweep), plus a loaded machine's
 # scheduling.
-LATEST_CLOSE_S = TIMEOUT_S * 1.25 + 1.0
+LATEST_CLOSE_S = TIMEOUT_S * 1.25 + 2.0
 
 
 def test_abusive_clients_against_a_real_server(tmp_path: Path, sqlite_template: Path) -> None:
@@ -220,7 +220,7 @@ def slow_senders_are_bounded_and_others_are_served(server: servers.Server) -> No
     assert len(long_lived) <= 2 * MAX_PENDING, sorted(lifetimes)[-40:]
     assert len(latencies) >= 5
     # Answered, and promptly for a machine that may be busy with other work.
-    assert max(latencies) < 1.0, latencies
+    assert max(latencies) < 1.5, latencies
     _healthz(server)
 
 
