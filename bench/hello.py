@@ -2,10 +2,11 @@
 
 One `POST /hello` that returns `{"ok": true}`, served by uvicorn with the same server
 settings as `coursegate api` (src/coursegate/cli.py `_serve`): `log_config=None`,
-`access_log=False`, `server_header=False`, and uvicorn's own choice of loop and HTTP
-parser (uvloop and httptools, installed through `uvicorn[standard]`).
+`access_log=False`, `server_header=False`, uvicorn's own choice of loop (uvloop) and
+httptools under the server's guard (kit/httpserver.py) with its default limits; with
+`--plain`, uvicorn's own httptools protocol, as `bench/inbound.py --plain-uvicorn` runs it.
 
-    .venv/bin/python bench/hello.py --port 8099
+    .venv/bin/python bench/hello.py --port 8099 [--plain]
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import argparse
 
 import uvicorn
 from fastapi import FastAPI
+
+from coursegate.kit.httpserver import HttpLimits, guarded_protocol
 
 app = FastAPI()
 
@@ -27,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--plain", action="store_true", help="uvicorn's protocol, unguarded")
     args = parser.parse_args()
     uvicorn.run(
         app,
@@ -35,6 +39,7 @@ def main() -> None:
         log_config=None,
         access_log=False,
         server_header=False,
+        http="httptools" if args.plain else guarded_protocol(HttpLimits()),
     )
 
 

@@ -1025,6 +1025,9 @@ def run(args: argparse.Namespace, work: Path) -> Outcome:
         "COURSEGATE_LOG_LEVEL": "WARNING",
     }
     api_argv = [str(VENV_BIN / "coursegate"), "api"]
+    if args.plain_uvicorn:
+        api_argv = [str(VENV_BIN / "python"), str(BENCH_DIR / "plain_api.py"), "api"]
+        say("api: uvicorn's own httptools protocol, without the server's guard")
     with Server("coursegate api", api_argv, env, work / "api.log") as api:
         fixture = set_up(api, env, args.people)
         outcome.txn = read_txn_script(TXN_SCRIPT)
@@ -1119,7 +1122,11 @@ def run(args: argparse.Namespace, work: Path) -> Outcome:
         say(ledger_check())
 
     # Ceiling A: the same requests against hello world, the API process stopped.
-    hello_argv = [str(VENV_BIN / "python"), str(HELLO_APP)]
+    hello_argv = [
+        str(VENV_BIN / "python"),
+        str(HELLO_APP),
+        *(["--plain"] if args.plain_uvicorn else []),
+    ]
     with Server("hello", hello_argv, dict(os.environ), work / "hello.log") as hello:
         hello.start("/docs")
         hello_file = work / "hello.txt"
@@ -1324,6 +1331,11 @@ def main() -> int:
         default=120,
         help="before each load, wait up to this many seconds for other processes to go "
         "quiet (a shared machine); 0 to not wait (default 120)",
+    )
+    parser.add_argument(
+        "--plain-uvicorn",
+        action="store_true",
+        help="run the API on uvicorn's own protocol, without the guard (bench/plain_api.py)",
     )
     parser.add_argument(
         "--profile",

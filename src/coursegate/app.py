@@ -31,7 +31,7 @@ from coursegate.enrollments.sweeper import sweep_lifecycle
 from coursegate.events.api import router as events_router
 from coursegate.kit.clock import Clock, SystemClock
 from coursegate.kit.errors import install_error_handlers
-from coursegate.kit.http import BodyLimitMiddleware, ObservabilityMiddleware
+from coursegate.kit.http import BodyLimitMiddleware, JsonDepthMiddleware, ObservabilityMiddleware
 from coursegate.kit.secrets import CachedResolver, SecretBox, default_stores
 from coursegate.ops.api import router as ops_router
 from coursegate.people.api import router as people_router
@@ -167,7 +167,8 @@ def create_app(
 
     # Innermost first; the last added is the outermost: observe everything,
     # including refusals of oversized bodies, and serve the inbound hot path
-    # inside both.
+    # inside both, ahead of the JSON depth check (its signature comes first).
+    app.add_middleware(JsonDepthMiddleware)
     if api:
         app.add_middleware(InboundFastPath, route=inbound_route(), state=app.state)
     app.add_middleware(BodyLimitMiddleware, batch_routes=BATCH_ROUTES)

@@ -40,6 +40,25 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # The HTTP server's guard against abusive clients (kit/httpserver.py, docs/operations.md).
+    http_max_header_bytes: int = Field(
+        default=64 * 1024, ge=8 * 1024, le=1024 * 1024, description="request line and headers"
+    )
+    http_request_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="for a whole request (headers and announced body) to arrive",
+    )
+    http_max_pending_requests: int = Field(
+        default=256,
+        ge=1,
+        le=100_000,
+        description="connections part-way through sending a request; more evicts the oldest",
+    )
+    http_keep_alive_seconds: int = Field(
+        default=5, ge=1, le=600, description="how long an idle keep-alive connection is kept"
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="the master key (Fernet); during a rotation `new,old`, newest first",

@@ -47,6 +47,7 @@ app.add_typer(keys_app, name="keys")
 
 def _serve(role: Role | None, host: str | None, port: int | None, *, default_port: int) -> None:
     from coursegate.app import create_app
+    from coursegate.kit.httpserver import HttpLimits, guarded_protocol
 
     settings = load_settings()
     try:
@@ -68,6 +69,14 @@ def _serve(role: Role | None, host: str | None, port: int | None, *, default_por
         log_config=None,
         access_log=False,
         server_header=False,
+        http=guarded_protocol(
+            HttpLimits(
+                max_header_bytes=settings.http_max_header_bytes,
+                request_timeout_seconds=settings.http_request_timeout_seconds,
+                max_pending_requests=settings.http_max_pending_requests,
+            )
+        ),
+        timeout_keep_alive=settings.http_keep_alive_seconds,
     )
 
 

@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from coursegate.kit.errors import InvalidJson, ValidationFailed, validation_details
 from coursegate.kit.fields import parse_hours
+from coursegate.kit.jsonbody import MAX_JSON_DEPTH, too_deep
 from coursegate.kit.timefmt import parse_instant
 
 MAX_CONTENT_HOURS = Decimal("1000")
@@ -100,6 +101,8 @@ def _no_constants(name: str) -> Any:
 def parse_report(
     body: bytes, *, jurisdiction: str | None, now: datetime | None
 ) -> CompletionReport:
+    if too_deep(body):
+        raise InvalidJson(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         data = json.loads(body, parse_float=Decimal, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError, RecursionError):

@@ -168,11 +168,27 @@ def error_response(error: DomainError, headers: dict[str, str] | None = None) ->
 
 
 _HTTP_STATUS_ERRORS: dict[int, type[DomainError]] = {
+    # The one 400 the framework raises itself: a body it could not parse (a JSON parser
+    # that gave up on recursion, say); every body of this API is JSON.
+    400: InvalidJson,
     401: Unauthorized,
     404: NotFound,
     405: MethodNotAllowed,
     413: PayloadTooLarge,
 }
+
+
+def http_error_body(status: int, message: str) -> dict[str, Any]:
+    """The body of a framework refusal with no code of its own (a 416 from a static file,
+    say): SPEC §0 names no other code, so a client's fault is the request being invalid and
+    the rest is ours. The status stays what it was."""
+    if status >= 500:
+        return {"error": "INTERNAL_ERROR", "message": message}
+    return {
+        "error": "VALIDATION_ERROR",
+        "message": message,
+        "details": [{"field": "request", "constraint": "invalid"}],
+    }
 
 
 def report_unexpected(exc: Exception) -> dict[str, Any]:
@@ -195,13 +211,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        cls = _HTTP_STATUS_ERRORS.get(exc.status_code)
-        if cls is None:
-            return JSONResponse(
-                {"error": "HTTP_ERROR", "message": str(exc.detail)}, status_code=exc.status_code
-            )
         headers = dict(exc.headers) if exc.headers else None
-        return error_response(cls(), headers=headers)
+        cls = _HTTP_STATUS_ERRORS.get(exc.status_code)
+        if cls is not None:
+            return error_response(cls(), headers=headers)
+        return JSONResponse(
+            http_error_body(exc.status_code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=headers,
+        )
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(report_unexpected(exc), status_code=500)

@@ -1,4 +1,5 @@
-"""ASGI plumbing shared by every endpoint: the body-size limit, metrics and the access log."""
+"""ASGI plumbing shared by every endpoint: the body-size limit, the JSON depth limit, metrics
+and the access log."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import structlog
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from coursegate.kit.jsonbody import MAX_JSON_DEPTH, too_deep
 
 log = structlog.get_logger("coursegate.http")
 
@@ -123,6 +126,64 @@ class BodyLimitMiddleware:
         except _BodyTooLarge:
             if not started:
                 await send_json(send, 413, too_large, close=True)
+
+
+class JsonDepthMiddleware:
+    """Refuse a JSON body nested deeper than `MAX_JSON_DEPTH` with 400 `INVALID_JSON` before
+    FastAPI parses it (see kit/jsonbody.py).
+
+    FastAPI reads the whole body before it parses it, so reading it here first
+    costs a copy, not memory the request would not take anyway (the body limit,
+    outside this, has bounded it). The inbound route does not pass here: its
+    signature is checked before its JSON (SPEC §2), by the fast path.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _declares_json(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if too_deep(body):
+            await send_json(
+                send,
+                400,
+                {
+                    "error": "INVALID_JSON",
+                    "message": f"the body nests deeper than {MAX_JSON_DEPTH} levels",
+                },
+            )
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _declares_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            media: bytes = value.split(b";", 1)[0].strip().lower()
+            return media == b"application/json" or (
+                media.startswith(b"application/") and media.endswith(b"+json")
+            )
+    return False
 
 
 class ObservabilityMiddleware:
