@@ -7,10 +7,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from coursegate.kit.fields import StrictInput
+from coursegate.kit.fields import StrictInput, not_nullable
 from coursegate.kit.ids import Slug
 from coursegate.kit.secrets import SecretRef
 from coursegate.kit.timefmt import Instant
@@ -190,6 +190,8 @@ class ConnectorCreate(StrictInput):
 
 class ConnectorPatch(StrictInput):
     """Only the fields present change; `config` is replaced whole and checked again."""
+
+    model_config = ConfigDict(json_schema_extra=not_nullable("schedule", "config", "enabled"))
 
     schedule: Schedule | None = None
     config: RawConfig | None = None

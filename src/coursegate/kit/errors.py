@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -168,6 +168,7 @@ def error_response(error: DomainError, headers: dict[str, str] | None = None) ->
 
 
 _HTTP_STATUS_ERRORS: dict[int, type[DomainError]] = {
+    400: InvalidJson,  # the framework could not read the body at all
     401: Unauthorized,
     404: NotFound,
     405: MethodNotAllowed,
@@ -179,6 +180,23 @@ def report_unexpected(exc: Exception) -> dict[str, Any]:
     """Log a failure that is not a refusal (a bug, the database down) and give the 500 body."""
     log.exception("unhandled_error", error_class=type(exc).__name__)
     return {"error": "INTERNAL_ERROR"}
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path.
+
+    The router answers 405 from the first route whose path matched, so its `Allow` names only
+    that route's methods, when `GET /x` and `POST /x` are two routes (RFC 9110 §10.2.1 wants
+    them all).
+    """
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in routing.iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        route_methods = getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(path):
+            methods.update(route_methods)
+    return ", ".join(sorted(methods))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -193,7 +211,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(InvalidJson("the body is not valid JSON"))
         return error_response(ValidationFailed(details=validation_details(errors)))
 
-    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         cls = _HTTP_STATUS_ERRORS.get(exc.status_code)
         if cls is None:
@@ -201,6 +219,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 {"error": "HTTP_ERROR", "message": str(exc.detail)}, status_code=exc.status_code
             )
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == MethodNotAllowed.status:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
         return error_response(cls(), headers=headers)
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
