@@ -54,7 +54,7 @@ async def list_events(
     session: Session,
     page: PageRequest = Depends(page_request),
     type_: str | None = Query(
-        default=None, alias="type", json_schema_extra={"enum": sorted(EVENT_TYPES)}
+        default=None, alias="type", max_length=64, json_schema_extra={"enum": sorted(EVENT_TYPES)}
     ),
     since: str | None = Query(
         default=None,
