@@ -39,11 +39,11 @@ DECLARED_REFUSALS: dict[tuple[str, str, str], str] = {
         "invalid",
         "key ids must be distinct",
     ): "key ids distinct within one request: uniqueness by key again",
-    ("config", "*", "*"): (
-        "a connector's `config` is checked against the schema of its `kind` (a relation "
-        "between two fields) and its URLs against the network guard (resolution at run time)"
+    ("config.*_url", "*", "*"): (
+        "a partner URL is refused if it resolves to a private address: the network guard "
+        "decides at run time"
     ),
-    ("config.*", "*", "*"): "as above, for the fields of the configuration",
+    ("config.class_map.*", "invalid", "no such course"): "a course must exist: a fact of the data",
     ("schedule", "invalid", "*"): "a five-field cron expression: its ranges are beyond a pattern",
     (
         "program_id",

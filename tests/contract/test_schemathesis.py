@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from tests import servers
 from tests.conftest import create_tenant
 from tests.servers import PROJECT as PROJECT_ROOT
 
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = 10
 SEED = 20261205
 """Fixed, so a failure replays exactly; change it to explore further by hand."""
 TIMEOUT_S = 240
@@ -50,10 +51,12 @@ async def test_schemathesis_finds_no_failure(
     failures = output[output.find("= FAILURES =") :]
     assert result.returncode == 0, f"{failures[:20000]}\n\nserver:\n{server.output()[-3000:]}"
     # The run did reach the server and every phase ran: not a vacuous pass.
-    assert "Tested: 64" not in output or "0 generated" not in output
+    generated = re.search(r"(\d+) generated, (\d+) passed", output)
+    assert generated, output[-4000:]
+    assert int(generated.group(1)) >= 1000, generated.group(0)
     for phase in ("Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in output, output[-4000:]
-    print(f"schemathesis took {took:.1f} s")
+    print(f"schemathesis: {generated.group(0)} in {took:.1f} s")
 
 
 def _run(url: str, key: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:

@@ -103,6 +103,18 @@ def not_nullable(*fields: str) -> Callable[[dict[str, Any]], None]:
     return edit
 
 
+def schema_edits(
+    *edits: Callable[[dict[str, Any]], None],
+) -> Callable[[dict[str, Any]], None]:
+    """Several `json_schema_extra` edits as one."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        for one in edits:
+            one(schema)
+
+    return edit
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
