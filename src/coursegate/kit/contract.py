@@ -44,11 +44,6 @@ DESCRIPTIONS = {
     503: "The database cannot be reached; retry after `Retry-After` seconds.",
 }
 
-SLUG_JSON_PATTERN = "^[a-z0-9][a-z0-9_-]{0,62}$"
-UUID_JSON_PATTERN = (
-    "^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
-)
-
 
 def raises(*errors: type[DomainError]) -> dict[int | str, dict[str, Any]]:
     """The `responses=` of a route: the domain errors its logic raises, grouped by status."""
