@@ -10,7 +10,7 @@ import structlog
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
-from coursegate import __version__, console, durable, migrate
+from coursegate import __version__, console, durable, migrate, web
 from coursegate.completions.api import receive_completion
 from coursegate.completions.api import router as completions_router
 from coursegate.completions.fastpath import InboundFastPath
@@ -29,6 +29,7 @@ from coursegate.enrollments.api import ASSIGN_ROUTE_PATTERN
 from coursegate.enrollments.api import router as enrollments_router
 from coursegate.enrollments.sweeper import sweep_lifecycle
 from coursegate.events.api import router as events_router
+from coursegate.kit import contract
 from coursegate.kit.clock import Clock, SystemClock
 from coursegate.kit.errors import install_error_handlers
 from coursegate.kit.http import BodyLimitMiddleware, JsonDepthMiddleware, ObservabilityMiddleware
@@ -164,6 +165,7 @@ def create_app(
         console.install(app)
     for router in extra_routers:
         app.include_router(router)
+    contract.install(app, web.KNOWN_DEPENDENCIES)
 
     # Innermost first; the last added is the outermost: observe everything,
     # including refusals of oversized bodies, and serve the inbound hot path

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.db import Database
 from coursegate.kit.clock import Clock
+from coursegate.kit.contract import Dependencies
 from coursegate.kit.errors import Unauthorized
 from coursegate.tenancy.service import Principal, TenancyService
 
@@ -62,5 +63,24 @@ async def _authenticate(request: Request, session: AsyncSession, now: Clock) -> 
     return found[0]
 
 
+class Location:
+    """Sets `Location` on a create's answer: the object's URL under the collection posted to."""
+
+    def __init__(self, request: Request, response: Response) -> None:
+        self.collection = request.url.path.rstrip("/")
+        self.response = response
+
+    def __call__(self, object_id: object) -> None:
+        self.response.headers["Location"] = f"{self.collection}/{object_id}"
+
+
+Locate = Annotated[Location, Depends(Location)]
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
 BriefPrincipal = Annotated[Principal, Depends(principal_briefly)]
+
+
+KNOWN_DEPENDENCIES = Dependencies(
+    authenticated=frozenset({principal, principal_briefly}),
+    transactional=frozenset({unit_of_work, principal_briefly}),
+)
+"""What the OpenAPI description reads off a route's dependencies (`kit/contract.py`)."""

@@ -9,8 +9,10 @@ exit 1; a configuration that cannot work is exit 2.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -102,6 +104,29 @@ def worker(host: HostOpt = None, port: PortOpt = None) -> None:
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
+
+
+@app.command()
+def openapi(
+    output: Annotated[
+        Path | None, typer.Option(help="Write here instead of standard output.")
+    ] = None,
+) -> None:
+    """Print the API's OpenAPI description exactly as the server serves it (`make openapi`
+    refreshes the copy in docs/)."""
+    from coursegate.app import create_app  # the whole application: only for this command
+    from coursegate.kit import contract
+
+    application = create_app(load_settings())
+    try:
+        text = contract.render(application.openapi())
+    finally:
+        asyncio.run(application.state.database.dispose())
+    if output is None:
+        sys.stdout.write(text)
+    elif not output.exists() or output.read_text() != text:
+        output.write_text(text)
+        typer.echo(f"wrote {output}")
 
 
 @db_app.command("upgrade")

@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from coursegate.kit.errors import InvalidJson, ValidationFailed, validation_details
-from coursegate.kit.fields import parse_hours
+from coursegate.kit.fields import parse_hours, refuse_nul
 from coursegate.kit.jsonbody import MAX_JSON_DEPTH, too_deep
 from coursegate.kit.timefmt import parse_instant
 
@@ -41,7 +41,7 @@ def _text(max_length: int, *, optional: bool = False) -> BeforeValidator:
             raise PydanticCustomError("too_long", f"at most {max_length} characters")
         if not value.strip():
             raise PydanticCustomError("invalid", "must not be blank")
-        return value
+        return refuse_nul(value)  # type: ignore[no-any-return]
 
     return BeforeValidator(check)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from coursegate.connectors.repository import ConnectorRepository, stored_watermarks
+from coursegate.connectors.runner import AlreadyRunning
 from coursegate.connectors.schemas import (
     AuthorizationOut,
     ConnectorCreate,
@@ -13,8 +14,10 @@ from coursegate.connectors.schemas import (
     RejectOut,
     RunOut,
 )
-from coursegate.connectors.service import ConnectorService
-from coursegate.kit.ids import path_uuid
+from coursegate.connectors.service import ConnectorService, RunNotHeld
+from coursegate.kit.contract import raises
+from coursegate.kit.errors import AlreadyExists
+from coursegate.kit.ids import SlugPath, UuidPath, path_uuid
 from coursegate.kit.pagination import (
     Page,
     PageRequest,
@@ -25,7 +28,7 @@ from coursegate.kit.pagination import (
 )
 from coursegate.models import Authorization, Connector, ConnectorReject, ConnectorRun
 from coursegate.tenancy.service import Principal
-from coursegate.web import ClockDep, CurrentPrincipal, Session
+from coursegate.web import ClockDep, CurrentPrincipal, Locate, Session
 
 router = APIRouter(prefix="/v1/connectors", tags=["connectors"])
 authorizations_router = APIRouter(prefix="/v1/authorizations", tags=["connectors"])
@@ -68,11 +71,16 @@ def service(request: Request, session: Session, clock: ClockDep) -> ConnectorSer
 Service = Depends(service)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=raises(AlreadyExists))
 async def create_connector(
-    body: ConnectorCreate, who: CurrentPrincipal, connectors: ConnectorService = Service
+    body: ConnectorCreate,
+    who: CurrentPrincipal,
+    locate: Locate,
+    connectors: ConnectorService = Service,
 ) -> ConnectorOut:
-    return connector_out(await connectors.create(who.tenant_id, body), None)
+    connector = await connectors.create(who.tenant_id, body)
+    locate(connector.id)
+    return connector_out(connector, None)
 
 
 @router.get("")
@@ -94,7 +102,7 @@ async def list_connectors(
 
 @router.get("/{connector_id}")
 async def get_connector(
-    connector_id: str,
+    connector_id: SlugPath,
     who: CurrentPrincipal,
     session: Session,
     connectors: ConnectorService = Service,
@@ -104,7 +112,7 @@ async def get_connector(
 
 @router.patch("/{connector_id}")
 async def update_connector(
-    connector_id: str,
+    connector_id: SlugPath,
     body: ConnectorPatch,
     who: CurrentPrincipal,
     session: Session,
@@ -116,7 +124,7 @@ async def update_connector(
 
 @router.get("/{connector_id}/runs")
 async def list_runs(
-    connector_id: str,
+    connector_id: SlugPath,
     who: CurrentPrincipal,
     session: Session,
     page: PageRequest = Depends(page_request),
@@ -130,9 +138,9 @@ async def list_runs(
     return build_page(rows, page, lambda r: {"id": str(r.id)}, run_out)
 
 
-@router.post("/{connector_id}/runs", status_code=202)
+@router.post("/{connector_id}/runs", status_code=202, responses=raises(AlreadyRunning))
 async def start_run(
-    connector_id: str,
+    connector_id: SlugPath,
     who: CurrentPrincipal,
     request: Request,
     connectors: ConnectorService = Service,
@@ -144,8 +152,8 @@ async def start_run(
 
 
 async def _settle(
-    connector_id: str,
-    run_id: str,
+    connector_id: SlugPath,
+    run_id: UuidPath,
     who: Principal,
     request: Request,
     connectors: ConnectorService,
@@ -163,10 +171,10 @@ async def _settle(
     return run_out(run)
 
 
-@router.post("/{connector_id}/runs/{run_id}/confirm")
+@router.post("/{connector_id}/runs/{run_id}/confirm", responses=raises(RunNotHeld))
 async def confirm_held_run(
-    connector_id: str,
-    run_id: str,
+    connector_id: SlugPath,
+    run_id: UuidPath,
     who: CurrentPrincipal,
     request: Request,
     connectors: ConnectorService = Service,
@@ -176,10 +184,10 @@ async def confirm_held_run(
     return await _settle(connector_id, run_id, who, request, connectors, confirm=True)
 
 
-@router.post("/{connector_id}/runs/{run_id}/discard")
+@router.post("/{connector_id}/runs/{run_id}/discard", responses=raises(RunNotHeld))
 async def discard_held_run(
-    connector_id: str,
-    run_id: str,
+    connector_id: SlugPath,
+    run_id: UuidPath,
     who: CurrentPrincipal,
     request: Request,
     connectors: ConnectorService = Service,
@@ -190,7 +198,7 @@ async def discard_held_run(
 
 @router.get("/{connector_id}/rejects")
 async def list_rejects(
-    connector_id: str,
+    connector_id: SlugPath,
     who: CurrentPrincipal,
     session: Session,
     page: PageRequest = Depends(page_request),
@@ -238,7 +246,7 @@ async def list_authorizations(
 
 @router.delete("/{connector_id}", status_code=204)
 async def delete_connector(
-    connector_id: str, who: CurrentPrincipal, connectors: ConnectorService = Service
+    connector_id: SlugPath, who: CurrentPrincipal, connectors: ConnectorService = Service
 ) -> Response:
     await connectors.delete(who.tenant_id, connector_id)
     return Response(status_code=204)

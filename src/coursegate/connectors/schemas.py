@@ -7,10 +7,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from coursegate.kit.fields import StrictInput
+from coursegate.kit.fields import StrictInput, not_nullable, schema_edits
 from coursegate.kit.ids import Slug
 from coursegate.kit.secrets import SecretRef
 from coursegate.kit.timefmt import Instant
@@ -181,7 +181,30 @@ URL_FIELDS: dict[str, tuple[str, ...]] = {
 RawConfig = Annotated[dict[str, Any], Field(max_length=50)]
 
 
+def _config_by_kind(schema: dict[str, Any]) -> None:
+    """The body's `config` is checked against the model of its `kind` by the service; the
+    description says so with one alternative per kind."""
+    schema["oneOf"] = [
+        {
+            "properties": {
+                "kind": {"const": kind},
+                "config": model.model_json_schema(),
+            }
+        }
+        for kind, model in sorted(CONFIG_MODELS.items())
+    ]
+
+
+def _config_of_some_kind(schema: dict[str, Any]) -> None:
+    """A patch's `config` is checked against the model of the connector's kind."""
+    schema["properties"]["config"] = {
+        "anyOf": [model.model_json_schema() for _, model in sorted(CONFIG_MODELS.items())]
+    }
+
+
 class ConnectorCreate(StrictInput):
+    model_config = ConfigDict(json_schema_extra=_config_by_kind)
+
     id: Slug
     kind: Literal["datapass", "oneroster"]
     schedule: Schedule = DEFAULT_SCHEDULE
@@ -190,6 +213,12 @@ class ConnectorCreate(StrictInput):
 
 class ConnectorPatch(StrictInput):
     """Only the fields present change; `config` is replaced whole and checked again."""
+
+    model_config = ConfigDict(
+        json_schema_extra=schema_edits(
+            not_nullable("schedule", "config", "enabled"), _config_of_some_kind
+        )
+    )
 
     schedule: Schedule | None = None
     config: RawConfig | None = None

@@ -13,10 +13,13 @@ from coursegate.courses.schemas import (
     SeatOrderCreate,
     SeatOrderOut,
 )
-from coursegate.courses.service import CourseService, CourseView
+from coursegate.courses.service import CourseExpired, CourseService, CourseView
+from coursegate.kit.contract import raises
+from coursegate.kit.errors import AlreadyExists
+from coursegate.kit.ids import SlugPath
 from coursegate.kit.pagination import Page, PageRequest, build_page, cursor_text, page_request
 from coursegate.models import Course, SeatOrder
-from coursegate.web import ClockDep, CurrentPrincipal, Session
+from coursegate.web import ClockDep, CurrentPrincipal, Locate, Session
 
 router = APIRouter(prefix="/v1/courses", tags=["courses"])
 
@@ -46,11 +49,13 @@ def order_out(order: SeatOrder) -> SeatOrderOut:
     return SeatOrderOut.model_validate(order, from_attributes=True)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=raises(AlreadyExists))
 async def create_course(
-    body: CourseCreate, who: CurrentPrincipal, session: Session, clock: ClockDep
+    body: CourseCreate, who: CurrentPrincipal, session: Session, clock: ClockDep, locate: Locate
 ) -> CourseOut:
-    return view_out(await CourseService(session, clock).create(who.tenant_id, body))
+    view = await CourseService(session, clock).create(who.tenant_id, body)
+    locate(body.id)
+    return view_out(view)
 
 
 @router.get("")
@@ -75,28 +80,35 @@ async def list_courses(
 
 @router.get("/{course_id}")
 async def get_course(
-    course_id: str, who: CurrentPrincipal, session: Session, clock: ClockDep
+    course_id: SlugPath, who: CurrentPrincipal, session: Session, clock: ClockDep
 ) -> CourseOut:
     return view_out(await CourseService(session, clock).get(who.tenant_id, course_id))
 
 
-@router.patch("/{course_id}")
+@router.patch("/{course_id}", responses=raises(CourseExpired))
 async def update_course(
-    course_id: str, body: CoursePatch, who: CurrentPrincipal, session: Session, clock: ClockDep
+    course_id: SlugPath, body: CoursePatch, who: CurrentPrincipal, session: Session, clock: ClockDep
 ) -> CourseOut:
     return view_out(await CourseService(session, clock).update(who.tenant_id, course_id, body))
 
 
-@router.post("/{course_id}/activate")
+@router.post("/{course_id}/activate", responses=raises(CourseExpired))
 async def activate_course(
-    course_id: str, who: CurrentPrincipal, session: Session, clock: ClockDep
+    course_id: SlugPath, who: CurrentPrincipal, session: Session, clock: ClockDep
 ) -> CourseOut:
     return view_out(await CourseService(session, clock).activate(who.tenant_id, course_id))
 
 
-@router.post("/{course_id}/seats", status_code=201)
+@router.post(
+    "/{course_id}/seats",
+    status_code=201,
+    responses={
+        200: {"model": SeatOrderOut, "description": "The same order sent again."},
+        **raises(CourseExpired, AlreadyExists),
+    },
+)
 async def order_seats(
-    course_id: str,
+    course_id: SlugPath,
     body: SeatOrderCreate,
     response: Response,
     who: CurrentPrincipal,
@@ -112,7 +124,7 @@ async def order_seats(
 
 @router.get("/{course_id}/seats")
 async def seat_counts(
-    course_id: str, who: CurrentPrincipal, session: Session, clock: ClockDep
+    course_id: SlugPath, who: CurrentPrincipal, session: Session, clock: ClockDep
 ) -> SeatCounts:
     counts = await CourseService(session, clock).seat_counts(who.tenant_id, course_id)
     return SeatCounts(**counts)

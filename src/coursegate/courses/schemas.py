@@ -6,10 +6,10 @@ import re
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator
 from pydantic_core import PydanticCustomError
 
-from coursegate.kit.fields import StrictInput
+from coursegate.kit.fields import StrictInput, not_nullable
 from coursegate.kit.ids import Slug
 from coursegate.kit.timefmt import Instant
 
@@ -76,6 +76,8 @@ _REQUIRED_ON_COURSE = (
 class CoursePatch(StrictInput):
     """Only the fields present change. `program_id` and `certificate_validity_days`
     may be set to null to clear them; `external_ids` replaces the whole mapping."""
+
+    model_config = ConfigDict(json_schema_extra=not_nullable(*_REQUIRED_ON_COURSE))
 
     name: CourseName | None = None
     program_id: Slug | None = None

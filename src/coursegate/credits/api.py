@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from coursegate.credits.repository import CreditRepository
 from coursegate.kit.errors import NotFound
 from coursegate.kit.fields import HoursText
-from coursegate.kit.ids import path_uuid
+from coursegate.kit.ids import UuidPath, path_uuid
 from coursegate.kit.timefmt import Instant
 from coursegate.people.repository import PeopleRepository
 from coursegate.programs.repository import ProgramRepository
@@ -35,7 +35,7 @@ class CreditsOut(BaseModel):
 
 @router.get("/v1/people/{person_id}/credits")
 async def person_credits(
-    person_id: str,
+    person_id: UuidPath,
     who: CurrentPrincipal,
     session: Session,
     program: str = Query(max_length=63),

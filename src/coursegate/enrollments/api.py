@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from coursegate.enrollments import errors
 from coursegate.enrollments.adapters import Adapters
 from coursegate.enrollments.assignment import Assigner
 from coursegate.enrollments.repository import EnrollmentRepository
@@ -18,8 +19,9 @@ from coursegate.enrollments.schemas import (
     SessionRequest,
 )
 from coursegate.enrollments.service import EnrollmentService
-from coursegate.kit.errors import ValidationFailed
-from coursegate.kit.ids import path_uuid, query_uuid
+from coursegate.kit.contract import raises
+from coursegate.kit.errors import NotFound, ValidationFailed
+from coursegate.kit.ids import UUID_SCHEMA, SlugPath, UuidPath, path_uuid, query_uuid
 from coursegate.kit.pagination import Page, PageRequest, build_page, cursor_uuid, page_request
 from coursegate.models import Enrollment
 from coursegate.web import BriefPrincipal, ClockDep, CurrentPrincipal, Session
@@ -53,9 +55,18 @@ def service(request: Request, session: Session, clock: ClockDep) -> EnrollmentSe
 Service = Depends(service)
 
 
-@router.post(ASSIGN_PATH, status_code=201)
+@router.post(
+    ASSIGN_PATH,
+    status_code=201,
+    responses=raises(
+        errors.CourseNotActive,
+        errors.EnrollmentExists,
+        errors.NoSeatsAvailable,
+        errors.ProvisioningFailed,
+    ),
+)
 async def assign(
-    course_id: str, body: AssignRequest, who: BriefPrincipal, request: Request, clock: ClockDep
+    course_id: SlugPath, body: AssignRequest, who: BriefPrincipal, request: Request, clock: ClockDep
 ) -> EnrollmentsOut:
     """Waits for the provisioning saga: 201 once every student is enrolled, or an error
     and nothing of the batch."""
@@ -76,8 +87,8 @@ async def list_enrollments(
     session: Session,
     page: PageRequest = Depends(page_request),
     course: str | None = Query(default=None, max_length=63),
-    person: str | None = Query(default=None, max_length=64),
-    status: str | None = Query(default=None, max_length=16),
+    person: str | None = Query(default=None, max_length=64, json_schema_extra=UUID_SCHEMA),
+    status: str | None = Query(default=None, json_schema_extra={"enum": list(STATUSES)}),
 ) -> Page[EnrollmentOut]:
     if status is not None and status not in STATUSES:
         raise ValidationFailed.field("status", "invalid", f"one of {', '.join(STATUSES)}")
@@ -94,14 +105,17 @@ async def list_enrollments(
 
 @router.get("/v1/enrollments/{enrollment_id}")
 async def get_enrollment(
-    enrollment_id: str, who: CurrentPrincipal, enrollments: EnrollmentService = Service
+    enrollment_id: UuidPath, who: CurrentPrincipal, enrollments: EnrollmentService = Service
 ) -> EnrollmentOut:
     return enrollment_out(await enrollments.get(who.tenant_id, path_uuid(enrollment_id)))
 
 
-@router.post("/v1/enrollments/{enrollment_id}/claim")
+@router.post(
+    "/v1/enrollments/{enrollment_id}/claim",
+    responses=raises(errors.InvalidTransition, errors.EnrollmentNotLive),
+)
 async def claim(
-    enrollment_id: str,
+    enrollment_id: UuidPath,
     body: ClaimRequest,
     who: CurrentPrincipal,
     enrollments: EnrollmentService = Service,
@@ -110,7 +124,7 @@ async def claim(
     return enrollment_out(claimed)
 
 
-@router.post("/v1/sessions")
+@router.post("/v1/sessions", responses=raises(NotFound))
 async def start_session(
     body: SessionRequest, who: CurrentPrincipal, enrollments: EnrollmentService = Service
 ) -> EnrollmentsOut:
@@ -118,9 +132,9 @@ async def start_session(
     return EnrollmentsOut(enrollments=[enrollment_out(e) for e in activated])
 
 
-@router.post("/v1/enrollments/{enrollment_id}/drop")
+@router.post("/v1/enrollments/{enrollment_id}/drop", responses=raises(errors.EnrollmentNotLive))
 async def drop(
-    enrollment_id: str, who: CurrentPrincipal, enrollments: EnrollmentService = Service
+    enrollment_id: UuidPath, who: CurrentPrincipal, enrollments: EnrollmentService = Service
 ) -> DropOut:
     dropped = await enrollments.drop(who.tenant_id, path_uuid(enrollment_id))
     return DropOut(
@@ -130,9 +144,12 @@ async def drop(
     )
 
 
-@router.post("/v1/enrollments/{enrollment_id}/cancel")
+@router.post(
+    "/v1/enrollments/{enrollment_id}/cancel",
+    responses=raises(errors.NotCancelable, errors.EnrollmentNotLive),
+)
 async def cancel(
-    enrollment_id: str,
+    enrollment_id: UuidPath,
     body: CancelRequest,
     who: CurrentPrincipal,
     enrollments: EnrollmentService = Service,
@@ -141,9 +158,9 @@ async def cancel(
     return enrollment_out(canceled)
 
 
-@router.post("/v1/enrollments/{enrollment_id}/activity")
+@router.post("/v1/enrollments/{enrollment_id}/activity", responses=raises(errors.EnrollmentNotLive))
 async def activity(
-    enrollment_id: str,
+    enrollment_id: UuidPath,
     body: ActivityRequest,
     who: CurrentPrincipal,
     enrollments: EnrollmentService = Service,

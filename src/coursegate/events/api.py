@@ -16,6 +16,7 @@ from coursegate.kit.pagination import Page, PageRequest, build_page, cursor_uuid
 from coursegate.kit.timefmt import parse_instant
 from coursegate.models import Event
 from coursegate.web import CurrentPrincipal, Session
+from coursegate.webhooks.catalogue import EVENT_TYPES
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -52,8 +53,14 @@ async def list_events(
     who: CurrentPrincipal,
     session: Session,
     page: PageRequest = Depends(page_request),
-    type_: str | None = Query(default=None, alias="type", max_length=64),
-    since: str | None = Query(default=None, description="an RFC 3339 instant with its offset"),
+    type_: str | None = Query(
+        default=None, alias="type", max_length=64, json_schema_extra={"enum": sorted(EVENT_TYPES)}
+    ),
+    since: str | None = Query(
+        default=None,
+        description="an RFC 3339 instant with its offset",
+        json_schema_extra={"format": "date-time"},
+    ),
 ) -> Page[EventOut]:
     """Newest first; `type` is one type of the catalogue, `since` includes that instant."""
     rows = await EventService(session).log(

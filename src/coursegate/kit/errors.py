@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -197,6 +197,23 @@ def report_unexpected(exc: Exception) -> dict[str, Any]:
     return {"error": "INTERNAL_ERROR"}
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path.
+
+    The router answers 405 from the first route whose path matched, so its `Allow` names only
+    that route's methods, when `GET /x` and `POST /x` are two routes (RFC 9110 §10.2.1 wants
+    them all).
+    """
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in routing.iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        route_methods = getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(path):
+            methods.update(route_methods)
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_domain_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
@@ -209,9 +226,11 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(InvalidJson("the body is not valid JSON"))
         return error_response(ValidationFailed(details=validation_details(errors)))
 
-    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == MethodNotAllowed.status:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
         cls = _HTTP_STATUS_ERRORS.get(exc.status_code)
         if cls is not None:
             return error_response(cls(), headers=headers)

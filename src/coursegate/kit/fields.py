@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -15,6 +15,8 @@ from pydantic import (
     ConfigDict,
     PlainSerializer,
     ValidationError,
+    WithJsonSchema,
+    field_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -41,14 +43,76 @@ def check_email(value: str) -> str:
     return value
 
 
-TimezoneName = Annotated[str, AfterValidator(check_timezone)]
-Email = Annotated[str, AfterValidator(check_email)]
+TimezoneName = Annotated[
+    str,
+    AfterValidator(check_timezone),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 64,
+            "pattern": "^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$",
+            "description": "an IANA timezone name, e.g. America/Denver",
+        }
+    ),
+]
+Email = Annotated[
+    str,
+    AfterValidator(check_email),
+    WithJsonSchema({"type": "string", "maxLength": 320, "pattern": f"^{_EMAIL.pattern}$"}),
+]
+
+
+def refuse_nul(value: Any) -> Any:
+    """No text holds U+0000: PostgreSQL cannot store it, so it would fail as a 500 there while
+    SQLite kept it; refused alike on both as the caller's mistake."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise PydanticCustomError("invalid", "must not contain the NUL character")
+    elif isinstance(value, list | tuple):
+        for item in value:
+            refuse_nul(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(key)
+            refuse_nul(item)
+    return value
 
 
 class StrictInput(BaseModel):
     """Admin inputs refuse unknown fields, so a typo is an error rather than silently ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return refuse_nul(value)
+
+
+def not_nullable(*fields: str) -> Callable[[dict[str, Any]], None]:
+    """A model's `json_schema_extra` for patch fields that may be left out but not sent as
+    null: `X | None = None` reads "nullable" to JSON Schema, which is not what is accepted."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        for name in fields:
+            prop = schema["properties"][name]
+            kept = [s for s in prop.pop("anyOf") if s != {"type": "null"}]
+            prop.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+            prop.pop("default", None)
+
+    return edit
+
+
+def schema_edits(
+    *edits: Callable[[dict[str, Any]], None],
+) -> Callable[[dict[str, Any]], None]:
+    """Several `json_schema_extra` edits as one."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        for one in edits:
+            one(schema)
+
+    return edit
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -113,6 +177,27 @@ def admin_hours(maximum: Decimal) -> BeforeValidator:
     return BeforeValidator(lambda v: parse_hours(v, maximum=maximum, allow_text=True))
 
 
+def admin_hours_schema(maximum: Decimal) -> WithJsonSchema:
+    """What `admin_hours` accepts, as far as JSON Schema can say it: a positive number in
+    hundredths, or the same as text (whole digits kept below the maximum's, so any text the
+    pattern allows is accepted)."""
+    digits = len(str(int(maximum))) - 1
+    text = rf"^0*([1-9][0-9]{{0,{digits - 1}}}(\.[0-9]{{1,2}})?|0?\.([0-9][1-9]|[1-9][0-9]?))$"
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": int(maximum),
+                    "multipleOf": 0.01,
+                },
+                {"type": "string", "pattern": text},
+            ]
+        }
+    )
+
+
 def format_hours(value: Decimal) -> str:
     """Hours in JSON: a string with two decimals (`"10.50"`)."""
     return f"{value.quantize(Decimal('0.01'))}"
@@ -130,4 +215,5 @@ def check_namespace(value: str) -> str:
     return value
 
 
-Namespace = Annotated[str, AfterValidator(check_namespace)]
+NAMESPACE_SCHEMA = {"type": "string", "pattern": f"^{NAMESPACE_PATTERN.pattern}$"}
+Namespace = Annotated[str, AfterValidator(check_namespace), WithJsonSchema(NAMESPACE_SCHEMA)]

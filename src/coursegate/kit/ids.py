@@ -10,12 +10,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator
+from fastapi import Path
+from pydantic import AfterValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from coursegate.kit.errors import NotFound, ValidationFailed
 
 SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+SLUG_SCHEMA = {"type": "string", "pattern": f"^{SLUG_PATTERN.pattern}$"}
+UUID_SCHEMA = {
+    "type": "string",
+    "pattern": "^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}$",
+}
+"""What `uuid.UUID` reads: 32 hex digits, hyphens optional (a `format` alone would not say)."""
 
 
 _lock = threading.Lock()
@@ -75,8 +82,14 @@ def _check_slug(value: str) -> str:
     return value
 
 
-Slug = Annotated[str, AfterValidator(_check_slug)]
+Slug = Annotated[str, AfterValidator(_check_slug), WithJsonSchema(SLUG_SCHEMA)]
 """A caller-chosen id, validated with the `invalid` constraint code."""
+
+SlugPath = Annotated[str, Path(json_schema_extra=SLUG_SCHEMA)]
+"""A caller-chosen id in a URL path. Any other text names no object: a 404, like an unknown id."""
+
+UuidPath = Annotated[str, Path(json_schema_extra=UUID_SCHEMA)]
+"""A system-made id in a URL path, read with `path_uuid` (a 404 if malformed)."""
 
 
 def query_uuid(name: str, value: str | None) -> uuid.UUID | None:

@@ -50,23 +50,17 @@ def decode_cursor(token: str) -> dict[str, Any]:
     return value
 
 
+CURSOR_PATTERN = "^[A-Za-z0-9_-]{1,512}$"
+"""The shape of every cursor (unpadded base64url); only one this API issued names a position."""
+
+
 def page_request(
-    limit: str | None = Query(
-        default=None, description=f"1 to {MAX_LIMIT}, {DEFAULT_LIMIT} if unset"
-    ),
-    cursor: str | None = Query(default=None, max_length=512),
+    limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+    cursor: str | None = Query(default=None, pattern=CURSOR_PATTERN),
 ) -> PageRequest:
-    """The list parameters of every list endpoint, validated with the public constraint codes."""
-    if limit is None or limit == "":
-        size = DEFAULT_LIMIT
-    else:
-        try:
-            size = int(limit)
-        except ValueError:
-            raise ValidationFailed.field("limit", "invalid_type", "an integer") from None
-        if not 1 <= size <= MAX_LIMIT:
-            raise ValidationFailed.field("limit", "out_of_range", f"1 to {MAX_LIMIT}")
-    return PageRequest(limit=size, after=decode_cursor(cursor) if cursor else None)
+    """The list parameters of every list endpoint; a malformed one is a 400 with the public
+    constraint codes (`invalid_type`, `out_of_range`, `invalid`)."""
+    return PageRequest(limit=limit, after=decode_cursor(cursor) if cursor else None)
 
 
 def build_page(

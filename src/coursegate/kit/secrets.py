@@ -17,7 +17,7 @@ from pathlib import PurePath
 from typing import Annotated, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from coursegate.kit.clock import Clock
@@ -72,7 +72,16 @@ def check_secret_ref(value: str) -> str:
     return value
 
 
-SecretRef = Annotated[str, AfterValidator(check_secret_ref)]
+SecretRef = Annotated[
+    str,
+    AfterValidator(check_secret_ref),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": f"^(env:{_ENV_NAME.pattern}|file:/[^\\x00]{{0,{MAX_FILE_PATH_LENGTH - 1}}})$",
+        }
+    ),
+]
 
 
 class EnvSecretStore:

@@ -26,7 +26,27 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+READINESS_SCHEMA = {
+    "type": "object",
+    "required": ["status", "database", "migrations"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "not_ready"]},
+        "database": {"type": "string"},
+        "migrations": {"type": "string"},
+    },
+}
+
+
+@router.get(
+    "/readyz",
+    responses={
+        200: {"content": {"application/json": {"schema": READINESS_SCHEMA}}},
+        503: {
+            "description": "Not ready: the database is unreachable or not at this build's head.",
+            "content": {"application/json": {"schema": READINESS_SCHEMA}},
+        },
+    },
+)
 async def readyz(request: Request) -> JSONResponse:
     """Ready means the database answers and its schema is at this build's head."""
     database: Database = request.app.state.database
@@ -47,6 +67,15 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", **body})
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The Prometheus text exposition format.",
+            "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

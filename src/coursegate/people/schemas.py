@@ -36,6 +36,10 @@ def person_out(person: Person, identifiers: Sequence[PersonIdentifier]) -> Perso
         id=person.id,
         name=person.name,
         email=person.email,
-        identifiers=[Identifier(namespace=i.namespace, value=i.value) for i in identifiers],
+        # Stored values are not input: read back as they are, never re-validated (a row
+        # written before a rule was added must still read).
+        identifiers=[
+            Identifier.model_construct(namespace=i.namespace, value=i.value) for i in identifiers
+        ],
         created_at=person.created_at,
     )

@@ -6,10 +6,10 @@ import re
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from coursegate.kit.fields import HoursText, Namespace, StrictInput, admin_hours
+from coursegate.kit.fields import HoursText, Namespace, StrictInput, admin_hours, admin_hours_schema
 from coursegate.kit.ids import Slug
 from coursegate.kit.timefmt import Instant
 
@@ -28,8 +28,14 @@ MAX_HOURS_PER_CREDIT = Decimal("10000")
 class ProgramCreate(StrictInput):
     id: Slug
     name: str = Field(min_length=1, max_length=256)
-    jurisdiction: Annotated[str, AfterValidator(_check_jurisdiction)]
-    hours_per_credit: Annotated[Decimal, admin_hours(MAX_HOURS_PER_CREDIT)]
+    jurisdiction: Annotated[
+        str,
+        AfterValidator(_check_jurisdiction),
+        WithJsonSchema({"type": "string", "pattern": f"^{_JURISDICTION.pattern}$"}),
+    ]
+    hours_per_credit: Annotated[
+        Decimal, admin_hours(MAX_HOURS_PER_CREDIT), admin_hours_schema(MAX_HOURS_PER_CREDIT)
+    ]
     identifier_namespace: Namespace
 
 

@@ -6,6 +6,9 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, Depends, Request
 
+from coursegate.kit.contract import raises
+from coursegate.kit.errors import AlreadyExists
+from coursegate.kit.ids import SlugPath
 from coursegate.kit.pagination import Page, PageRequest, build_page, cursor_text, page_request
 from coursegate.models import Provider, ProviderKey
 from coursegate.providers.repository import ProviderRepository
@@ -18,7 +21,7 @@ from coursegate.providers.schemas import (
     ProviderOut,
 )
 from coursegate.providers.service import CreatedKey, NewKey, ProviderService
-from coursegate.web import ClockDep, CurrentPrincipal, Session
+from coursegate.web import ClockDep, CurrentPrincipal, Locate, Session
 
 router = APIRouter(prefix="/v1/providers", tags=["providers"])
 
@@ -60,9 +63,12 @@ def service(request: Request, session: Session, clock: ClockDep) -> ProviderServ
 Service = Depends(service)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=raises(AlreadyExists))
 async def create_provider(
-    body: ProviderCreate, who: CurrentPrincipal, providers: ProviderService = Service
+    body: ProviderCreate,
+    who: CurrentPrincipal,
+    locate: Locate,
+    providers: ProviderService = Service,
 ) -> ProviderCreated:
     provider, keys = await providers.create(
         who.tenant_id,
@@ -72,6 +78,7 @@ async def create_provider(
         [NewKey(key_id=k.key_id, secret_ref=k.secret_ref) for k in body.keys],
     )
     out = provider_out(provider, [k.row for k in keys])
+    locate(out.id)
     return ProviderCreated(**{**out.model_dump(), "keys": [key_created(k) for k in keys]})
 
 
@@ -89,23 +96,31 @@ async def list_providers(
 
 @router.get("/{provider_id}")
 async def get_provider(
-    provider_id: str, who: CurrentPrincipal, providers: ProviderService = Service
+    provider_id: SlugPath, who: CurrentPrincipal, providers: ProviderService = Service
 ) -> ProviderOut:
     return provider_out(*await providers.get(who.tenant_id, provider_id))
 
 
-@router.post("/{provider_id}/keys", status_code=201)
+@router.post("/{provider_id}/keys", status_code=201, responses=raises(AlreadyExists))
 async def add_key(
-    provider_id: str, body: KeyCreate, who: CurrentPrincipal, providers: ProviderService = Service
+    provider_id: SlugPath,
+    body: KeyCreate,
+    who: CurrentPrincipal,
+    locate: Locate,
+    providers: ProviderService = Service,
 ) -> KeyCreated:
     created = await providers.add_key(
         who.tenant_id, provider_id, NewKey(key_id=body.key_id, secret_ref=body.secret_ref)
     )
+    locate(body.key_id)
     return key_created(created)
 
 
 @router.delete("/{provider_id}/keys/{key_id}")
 async def retire_key(
-    provider_id: str, key_id: str, who: CurrentPrincipal, providers: ProviderService = Service
+    provider_id: SlugPath,
+    key_id: SlugPath,
+    who: CurrentPrincipal,
+    providers: ProviderService = Service,
 ) -> KeyOut:
     return key_out(await providers.retire_key(who.tenant_id, provider_id, key_id))

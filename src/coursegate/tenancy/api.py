@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from coursegate.kit.ids import path_uuid
+from coursegate.kit.ids import UuidPath, path_uuid
 from coursegate.kit.pagination import Page, PageRequest, build_page, cursor_uuid, page_request
 from coursegate.tenancy.repository import TenantRepository
 from coursegate.tenancy.schemas import (
@@ -18,7 +18,7 @@ from coursegate.tenancy.schemas import (
     tenant_out,
 )
 from coursegate.tenancy.service import TenancyService
-from coursegate.web import ClockDep, CurrentPrincipal, Session
+from coursegate.web import ClockDep, CurrentPrincipal, Locate, Session
 
 router = APIRouter(prefix="/v1", tags=["tenancy"])
 
@@ -58,22 +58,23 @@ async def list_keys(
 
 @router.post("/api-keys", status_code=201)
 async def create_key(
-    body: ApiKeyCreate, who: CurrentPrincipal, session: Session, clock: ClockDep
+    body: ApiKeyCreate, who: CurrentPrincipal, session: Session, clock: ClockDep, locate: Locate
 ) -> ApiKeyCreated:
     key, plaintext = await TenancyService(session, clock).create_key(who.tenant_id, name=body.name)
+    locate(key.id)
     return ApiKeyCreated(**key_out(key).model_dump(), key=plaintext)
 
 
 @router.get("/api-keys/{key_id}")
 async def get_key(
-    key_id: str, who: CurrentPrincipal, session: Session, clock: ClockDep
+    key_id: UuidPath, who: CurrentPrincipal, session: Session, clock: ClockDep
 ) -> ApiKeyOut:
     return key_out(await TenancyService(session, clock).get_key(who.tenant_id, path_uuid(key_id)))
 
 
 @router.delete("/api-keys/{key_id}")
 async def revoke_key(
-    key_id: str, who: CurrentPrincipal, session: Session, clock: ClockDep
+    key_id: UuidPath, who: CurrentPrincipal, session: Session, clock: ClockDep
 ) -> ApiKeyOut:
     key = await TenancyService(session, clock).revoke_key(who.tenant_id, path_uuid(key_id))
     return key_out(key)

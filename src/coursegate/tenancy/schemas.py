@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from coursegate.kit.fields import Email, StrictInput, TimezoneName
+from coursegate.kit.fields import Email, StrictInput, TimezoneName, not_nullable
 from coursegate.kit.timefmt import Instant
 
 
@@ -19,6 +19,8 @@ class TenantOut(BaseModel):
 
 
 class TenantPatch(StrictInput):
+    model_config = ConfigDict(json_schema_extra=not_nullable("timezone"))
+
     timezone: TimezoneName | None = None
     contact_email: Email | None = None
 

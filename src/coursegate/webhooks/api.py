@@ -7,11 +7,12 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from coursegate.kit.contract import raises
 from coursegate.kit.errors import ValidationFailed
-from coursegate.kit.ids import path_uuid
+from coursegate.kit.ids import UUID_SCHEMA, UuidPath, path_uuid
 from coursegate.kit.pagination import Page, PageRequest, build_page, cursor_uuid, page_request
 from coursegate.models import DeliveryAttempt, WebhookEndpoint
-from coursegate.web import ClockDep, CurrentPrincipal, Session
+from coursegate.web import ClockDep, CurrentPrincipal, Locate, Session
 from coursegate.webhooks.schemas import (
     AttemptOut,
     EndpointCreate,
@@ -23,7 +24,7 @@ from coursegate.webhooks.schemas import (
     ReplayRequest,
     ResendOut,
 )
-from coursegate.webhooks.service import WebhookService, WithSecret
+from coursegate.webhooks.service import EndpointDisabled, WebhookService, WithSecret
 
 router = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"])
 
@@ -78,9 +79,11 @@ Service = Depends(service)
 
 @router.post("", status_code=201)
 async def create_endpoint(
-    body: EndpointCreate, who: CurrentPrincipal, webhooks: WebhookService = Service
+    body: EndpointCreate, who: CurrentPrincipal, locate: Locate, webhooks: WebhookService = Service
 ) -> EndpointWithSecret:
-    return with_secret(await webhooks.create(who.tenant_id, body))
+    created = with_secret(await webhooks.create(who.tenant_id, body))
+    locate(created.id)
+    return created
 
 
 @router.get("")
@@ -95,14 +98,14 @@ async def list_endpoints(
 
 @router.get("/{endpoint_id}")
 async def get_endpoint(
-    endpoint_id: str, who: CurrentPrincipal, webhooks: WebhookService = Service
+    endpoint_id: UuidPath, who: CurrentPrincipal, webhooks: WebhookService = Service
 ) -> EndpointOut:
     return endpoint_out(await webhooks.get(who.tenant_id, path_uuid(endpoint_id)))
 
 
 @router.patch("/{endpoint_id}")
 async def update_endpoint(
-    endpoint_id: str,
+    endpoint_id: UuidPath,
     body: EndpointUpdate,
     who: CurrentPrincipal,
     webhooks: WebhookService = Service,
@@ -112,7 +115,7 @@ async def update_endpoint(
 
 @router.delete("/{endpoint_id}", status_code=204)
 async def delete_endpoint(
-    endpoint_id: str, who: CurrentPrincipal, webhooks: WebhookService = Service
+    endpoint_id: UuidPath, who: CurrentPrincipal, webhooks: WebhookService = Service
 ) -> Response:
     await webhooks.delete(who.tenant_id, path_uuid(endpoint_id))
     return Response(status_code=204)
@@ -120,18 +123,18 @@ async def delete_endpoint(
 
 @router.post("/{endpoint_id}/rotate-secret")
 async def rotate_secret(
-    endpoint_id: str, who: CurrentPrincipal, webhooks: WebhookService = Service
+    endpoint_id: UuidPath, who: CurrentPrincipal, webhooks: WebhookService = Service
 ) -> EndpointWithSecret:
     return with_secret(await webhooks.rotate_secret(who.tenant_id, path_uuid(endpoint_id)))
 
 
 @router.get("/{endpoint_id}/attempts")
 async def list_attempts(
-    endpoint_id: str,
+    endpoint_id: UuidPath,
     who: CurrentPrincipal,
     webhooks: WebhookService = Service,
     page: PageRequest = Depends(page_request),
-    event_id: str | None = Query(default=None, max_length=64),
+    event_id: str | None = Query(default=None, max_length=64, json_schema_extra=UUID_SCHEMA),
     outcome: Literal["succeeded", "failed"] | None = None,
 ) -> Page[AttemptOut]:
     event = None
@@ -151,18 +154,23 @@ async def list_attempts(
     return build_page(rows, page, lambda a: {"id": str(a.id)}, attempt_out)
 
 
-@router.post("/{endpoint_id}/messages/{event_id}/resend", status_code=202)
+@router.post(
+    "/{endpoint_id}/messages/{event_id}/resend", status_code=202, responses=raises(EndpointDisabled)
+)
 async def resend_message(
-    endpoint_id: str, event_id: str, who: CurrentPrincipal, webhooks: WebhookService = Service
+    endpoint_id: UuidPath,
+    event_id: UuidPath,
+    who: CurrentPrincipal,
+    webhooks: WebhookService = Service,
 ) -> ResendOut:
     event = path_uuid(event_id)
     delivery = await webhooks.resend(who.tenant_id, path_uuid(endpoint_id), event)
     return ResendOut(delivery_id=delivery, event_id=event)
 
 
-@router.post("/{endpoint_id}/replay", status_code=202)
+@router.post("/{endpoint_id}/replay", status_code=202, responses=raises(EndpointDisabled))
 async def replay(
-    endpoint_id: str,
+    endpoint_id: UuidPath,
     body: ReplayRequest,
     who: CurrentPrincipal,
     webhooks: WebhookService = Service,
@@ -170,9 +178,9 @@ async def replay(
     return Queued(queued=await webhooks.replay(who.tenant_id, path_uuid(endpoint_id), body.since))
 
 
-@router.post("/{endpoint_id}/recover", status_code=202)
+@router.post("/{endpoint_id}/recover", status_code=202, responses=raises(EndpointDisabled))
 async def recover(
-    endpoint_id: str,
+    endpoint_id: UuidPath,
     body: RecoverRequest,
     who: CurrentPrincipal,
     webhooks: WebhookService = Service,

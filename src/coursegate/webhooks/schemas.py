@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from coursegate.kit.fields import StrictInput
@@ -21,7 +21,9 @@ def check_event_types(values: list[str]) -> list[str]:
 
 
 EventTypes = Annotated[
-    list[Annotated[str, Field(max_length=64)]],
+    list[
+        Annotated[str, Field(max_length=64), WithJsonSchema({"enum": [ALL, *sorted(EVENT_TYPES)]})]
+    ],
     Field(min_length=1, max_length=64),
     AfterValidator(check_event_types),
 ]
