@@ -52,6 +52,7 @@ INBOUND_PATH = f"/v1/inbound/{TENANT}/{PROVIDER}/completions"
 SENDERS = 4
 FAIL_SHARE = 0.10
 SETTLE_S = 180.0
+MIN_UP_S = 2.0
 SHAPES: dict[str, list[tuple[str, str]]] = {
     "sqlite": [("serve", "serve")],
     "postgres": [
@@ -485,12 +486,18 @@ def run(shape: str, duration_s: float, kills: int, workdir: Path, seed: int = 1)
             for t in senders:
                 t.start()
             try:
+                loaded = ready = time.monotonic()
                 for k in range(kills):
+                    due = loaded + duration_s * (k + 1) / (kills + 1)
+                    # Some load between kills, however slow the restarts: a shape that is
+                    # always restarting would take no completions at all.
                     time.sleep(
-                        max(0.0, started + duration_s * (k + 1) / (kills + 1) - time.monotonic())
+                        max(0.0, due - time.monotonic(), ready + MIN_UP_S - time.monotonic())
                     )
                     fleet.kill_one()
-                time.sleep(max(0.0, started + duration_s - time.monotonic()))
+                    ready = time.monotonic()
+                end = max(loaded + duration_s, ready + MIN_UP_S)
+                time.sleep(max(0.0, end - time.monotonic()))
             finally:
                 stop.set()
                 for t in senders:

@@ -62,6 +62,20 @@ async def test_a_takeover_lists_the_lost_send_before_the_resend(hooks: Hooks) ->
     (delivery,) = await hooks.deliveries(event_id)
     assert (delivery.status, delivery.attempts, delivery.claimed_at) == ("delivered", 2, None)
 
+    only_lost = await hooks.client.get(
+        f"/v1/webhook-endpoints/{endpoint_id}/attempts",
+        params={"outcome": "outcome_unknown"},
+        headers=hooks.auth,
+    )
+    assert [a["id"] for a in only_lost.json()["data"]] == [lost["id"]]
+    unknown = await hooks.client.get(
+        f"/v1/webhook-endpoints/{endpoint_id}/attempts",
+        params={"outcome": "lost"},
+        headers=hooks.auth,
+    )
+    assert unknown.status_code == 400, unknown.text
+    assert unknown.json()["error"] == "VALIDATION_ERROR", unknown.text
+
 
 async def test_the_normal_path_records_only_real_attempts_and_leaves_nothing_claimed(
     hooks: Hooks,
