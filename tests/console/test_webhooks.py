@@ -30,6 +30,7 @@ from tests.console.helpers import SignedIn, signed_in
 from tests.webhooks import conftest as webhook_tests
 from tests.webhooks.conftest import Hooks
 from tests.webhooks.receiver import Reply
+from tests.webhooks.test_lost_send import lost_then_resent
 
 # The webhook tests' own fixtures: a receiver on loopback (and settings that let the
 # service reach it), and the helper that emits, routes and dispatches.
@@ -247,6 +248,19 @@ async def test_an_endpoint_page_shows_its_messages_with_their_attempts_and_webho
     assert "Success rate (24 h) 50 % (1 of 2)" in page
     # What the receiver saw as webhook-id is what the page shows.
     assert [r.msg_id for r in hooks.receiver.received] == [event_id, event_id]
+
+
+async def test_a_send_lost_with_its_worker_is_shown_as_an_attempt_of_unknown_outcome(
+    hooks: Hooks, sign_in_as: _Roles
+) -> None:
+    endpoint_id, _, _ = await lost_then_resent(hooks)
+    viewer = await sign_in_as("viewer")
+    page = text_of((await viewer.client.get(f"/console/webhooks/{endpoint_id}")).text)
+    assert re.search(r"2 2026-06-10 12:00:10 succeeded 200 \d+ ms ok", page), page
+    assert (
+        "1 2026-06-10 12:00:00 outcome unknown (worker stopped mid-send) none unknown"
+        " lease_expired" in page
+    ), page
 
 
 async def test_messages_come_25_to_a_page_newest_first(hooks: Hooks, sign_in_as: _Roles) -> None:

@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlalchemy import select
 
 from coursegate.config import Settings
+from coursegate.models import DeliveryAttempt
 from tests import servers
 from tests.webhooks.conftest import Hooks
 from tests.webhooks.receiver import Reply
@@ -81,5 +83,16 @@ async def test_sigkill_mid_delivery_then_restart_delivers_every_event(
 
     assert all(r.verified_by == (0,) or r.signed_by == (0,) for r in hooks.receiver.received)
     assert len(await hooks.deliveries()) == EVENTS, "each event became exactly one delivery"
+    # The sends the killed worker had in flight are listed, as attempts of unknown
+    # outcome; every message the receiver got twice is among them.
+    async with hooks.database.transaction() as session:
+        attempts = (await session.execute(select(DeliveryAttempt))).scalars().all()
+    lost = {str(a.event_id) for a in attempts if a.outcome == "outcome_unknown"}
+    assert lost, "sends were in flight when the worker died"
+    seen: dict[str, int] = {}
+    for r in hooks.receiver.received:
+        seen[r.msg_id] = seen.get(r.msg_id, 0) + 1
+    assert {m for m, n in seen.items() if n > 1} <= lost
+    assert {str(a.event_id) for a in attempts if a.outcome == "succeeded"} == emitted
     assert 'coursegate_webhook_deliveries_total{outcome="delivered"}' in metrics
     assert "coursegate_webhook_due_backlog" in metrics

@@ -48,8 +48,12 @@ class Delivery(Base):
 
     A claimed delivery gets `next_attempt_at` pushed out by a lease: if the
     worker dies mid-send, the row falls due again when the lease runs out, so
-    nothing is lost (at-least-once). `enrichment` is computed at the first
-    attempt and kept, so every retry sends the same body.
+    nothing is lost (at-least-once). `claimed_at` is set by the claim and
+    cleared when the attempt is written down, in the statements that already
+    write the row: a claim that finds it still set is taking over from a
+    worker that died mid-send, and records that lost send as an attempt whose
+    outcome is unknown. `enrichment` is computed at the first attempt and
+    kept, so every retry sends the same body.
     """
 
     __tablename__ = "deliveries"
@@ -71,6 +75,7 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     next_attempt_at: Mapped[datetime]
     last_attempt_at: Mapped[datetime | None]
+    claimed_at: Mapped[datetime | None]
     enrichment: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
     created_at: Mapped[datetime]
 
@@ -93,7 +98,8 @@ class DeliveryAttempt(Base):
     attempted_at: Mapped[datetime]
     outcome: Mapped[str] = mapped_column(String(16))
     status_code: Mapped[int | None] = mapped_column(Integer)
-    latency_ms: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    """None when the outcome is unknown: the worker that sent it died before it could say."""
     response_body: Mapped[str | None] = mapped_column(Text)
     error_class: Mapped[str | None] = mapped_column(String(64))
 

@@ -135,7 +135,7 @@ async def list_attempts(
     webhooks: WebhookService = Service,
     page: PageRequest = Depends(page_request),
     event_id: str | None = Query(default=None, max_length=64, json_schema_extra=UUID_SCHEMA),
-    outcome: Literal["succeeded", "failed"] | None = None,
+    outcome: Literal["succeeded", "failed", "outcome_unknown"] | None = None,
 ) -> Page[AttemptOut]:
     event = None
     if event_id is not None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, bindparam, cast, func, insert, select, tuple_, update
+from sqlalchemy import Text, and_, bindparam, case, cast, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from coursegate.kit.ids import uuid7
@@ -33,6 +33,11 @@ PENDING = "pending"
 DELIVERED = "delivered"
 FAILED = "failed"
 CANCELED = "canceled"
+
+OUTCOME_UNKNOWN = "outcome_unknown"
+"""An attempt's outcome when the worker that sent it died before writing down what came
+back: the receiver may or may not have the message."""
+LEASE_EXPIRED = "lease_expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +155,20 @@ _RECORD = (
             bindparam("v_last", type_=UtcDateTime()), DELIVERIES.c.last_attempt_at
         ),
         enrichment=bindparam("v_enrichment"),
+        claimed_at=None,
     )
 )
+
+_TAKEN_OVER = DELIVERIES.c.claimed_at.is_not(None)
+"""Due and still claimed: the lease ran out with the send's outcome never written."""
+
+_CLAIM_VALUES = {
+    # Every right-hand side reads the row as it was before this claim.
+    "attempts": DELIVERIES.c.attempts + case((_TAKEN_OVER, 1), else_=0),
+    "last_attempt_at": case(
+        (_TAKEN_OVER, DELIVERIES.c.claimed_at), else_=DELIVERIES.c.last_attempt_at
+    ),
+}
 
 
 def new_delivery(
@@ -220,37 +237,50 @@ class DeliveryQueue:
     # Dispatch ----------------------------------------------------------------
 
     async def claim_due(self, now: datetime, lease: datetime, limit: int) -> list[Job]:
-        """Due deliveries, each pushed out to `lease` so no other worker takes it meanwhile."""
+        """Due deliveries, each pushed out to `lease` so no other worker takes it meanwhile.
+
+        A due delivery still marked claimed was taken by a worker that died
+        (or overran its lease) before writing its attempt down: that send is
+        recorded here, in the claim's transaction, as an attempt whose outcome
+        is unknown, and counts towards the retry schedule. The normal path
+        writes nothing more than the claim it always made.
+        """
         due = (
-            select(DELIVERIES.c.tenant_id, DELIVERIES.c.id)
+            select(
+                DELIVERIES.c.tenant_id, DELIVERIES.c.id, DELIVERIES.c.claimed_at.label("lost_at")
+            )
             .where(DELIVERIES.c.status == PENDING, DELIVERIES.c.next_attempt_at <= now)
             .order_by(DELIVERIES.c.next_attempt_at)
             .limit(limit)
         )
+        claim = update(DELIVERIES).values(next_attempt_at=lease, claimed_at=now, **_CLAIM_VALUES)
         if self.postgres:
             due_cte = due.with_for_update(skip_locked=True).cte("due")
             claimed = (
-                update(DELIVERIES)
-                .where(
+                claim.where(
                     DELIVERIES.c.tenant_id == due_cte.c.tenant_id,
                     DELIVERIES.c.id == due_cte.c.id,
                 )
-                .values(next_attempt_at=lease)
-                .returning(*_delivery_columns(DELIVERIES))
+                .returning(*_delivery_columns(DELIVERIES), due_cte.c.lost_at)
                 .cte("claimed")
             )
-            stmt = _with_event_and_endpoint(claimed)
+            stmt = _with_event_and_endpoint(claimed).add_columns(claimed.c.lost_at)
             rows = (await self.session.execute(stmt)).all()
+            lost_at = {(r.tenant_id, r.id): r.lost_at for r in rows}
         else:
-            keys = [tuple(r) for r in (await self.session.execute(due)).all()]
-            if not keys:
+            found = (await self.session.execute(due)).all()
+            if not found:
                 return []
-            in_keys = tuple_(DELIVERIES.c.tenant_id, DELIVERIES.c.id).in_(keys)
-            await self.session.execute(
-                update(DELIVERIES).where(in_keys).values(next_attempt_at=lease)
-            )
+            lost_at = {(r.tenant_id, r.id): r.lost_at for r in found}
+            in_keys = tuple_(DELIVERIES.c.tenant_id, DELIVERIES.c.id).in_(list(lost_at))
+            await self.session.execute(claim.where(in_keys))
             stmt = _with_event_and_endpoint(DELIVERIES).where(in_keys)
             rows = (await self.session.execute(stmt)).all()
+        lost = [
+            _lost_attempt(r, at) for r in rows if (at := lost_at[(r.tenant_id, r.id)]) is not None
+        ]
+        if lost:
+            await self.session.execute(insert(ATTEMPTS), lost)
         return [
             Job(
                 tenant_id=r.tenant_id,
@@ -373,3 +403,22 @@ class DeliveryQueue:
             TENANTS.c.id.in_(tenant_ids), TENANTS.c.contact_email.is_not(None)
         )
         return {r.id: r.contact_email for r in (await self.session.execute(stmt)).all()}
+
+
+def _lost_attempt(row: Any, claimed_at: datetime) -> dict[str, Any]:
+    """The send a dead worker made, numbered and timed as it began; its id is made now,
+    before the send that replaces it, so it lists just below that one."""
+    return {
+        "tenant_id": row.tenant_id,
+        "id": uuid7(),
+        "endpoint_id": row.endpoint_id,
+        "delivery_id": row.id,
+        "event_id": row.event_id,
+        "attempt": row.attempts,
+        "attempted_at": claimed_at,
+        "outcome": OUTCOME_UNKNOWN,
+        "status_code": None,
+        "latency_ms": None,
+        "response_body": None,
+        "error_class": LEASE_EXPIRED,
+    }

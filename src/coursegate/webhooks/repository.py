@@ -213,6 +213,8 @@ class WebhookRepository:
                 Delivery.attempts > 0,
                 Delivery.last_attempt_at >= since,
                 Delivery.next_attempt_at > beyond,
+                # One being sent now is not waiting: hastening it would send it twice.
+                Delivery.claimed_at.is_(None),
             )
             .values(next_attempt_at=now)
         )

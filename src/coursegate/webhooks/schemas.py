@@ -102,7 +102,9 @@ class AttemptOut(BaseModel):
     attempt: int
     attempted_at: Instant
     outcome: str
+    """`succeeded`, `failed`, or `outcome_unknown`: sent by a worker that died before
+    it could record the answer (no status, latency or response)."""
     status_code: int | None
-    latency_ms: int
+    latency_ms: int | None
     response_body: str | None
     error_class: str | None
