@@ -108,6 +108,7 @@ class Receiver:
         self._ready.set()
         self._loop.run_forever()
         self._loop.run_until_complete(runner.cleanup())
+        self._loop.close()
 
     def __enter__(self) -> Receiver:
         self._thread.start()
