@@ -63,6 +63,12 @@ def postgres_available() -> bool:
     return _postgres_error is None
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests first: xdist hands tests out in this order, so the workers start on
+    them while the short ones fill the gaps, instead of one worker ending the run alone."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """An xdist worker hands its PostgreSQL tally to the controller, which prints the summary."""
     output = getattr(session.config, "workeroutput", None)

@@ -469,6 +469,7 @@ def _wait_ready(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
     pytest.fail(f"the server was not ready within 30 s:\n{log.read_text()[-3000:]}")
 
 
+@pytest.mark.long
 def test_demo_from_nothing_to_a_credit(db_url: str, tmp_path: Path) -> None:
     """Every printed command, pasted elsewhere against a real server: the assignment
     runs the saga, the completion completes the first learner's enrollment."""

@@ -31,6 +31,7 @@ def load_drills() -> ModuleType:
 
 
 @pytest.mark.parametrize("shape", ["sqlite", "postgres"])
+@pytest.mark.long
 def test_a_short_kill_drill_keeps_every_invariant(shape: str, tmp_path: Path) -> None:
     drills = load_drills()
     report = drills.run(shape, duration_s=4.0, kills=KILLS, workdir=tmp_path, seed=3)

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from coursegate.config import Settings
 from coursegate.db import Database
 from coursegate.kit.clock import FrozenClock
@@ -29,6 +31,7 @@ SEED = 20261205
 TIMEOUT_S = 240
 
 
+@pytest.mark.long
 async def test_schemathesis_finds_no_failure(
     settings: Settings, database: Database, clock: FrozenClock, tmp_path: Path
 ) -> None:

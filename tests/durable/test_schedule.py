@@ -7,11 +7,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from coursegate.config import Settings
 from tests import servers
 
 
+@pytest.mark.long
 def test_two_workers_run_each_tick_once(settings: Settings, tmp_path: Path) -> None:
     ticks = tmp_path / "ticks.log"
     env = {

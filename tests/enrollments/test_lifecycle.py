@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import update
 
@@ -429,6 +430,7 @@ async def test_completion_with_certificate_schedules_reminder_and_archive(
 # --- batches -----------------------------------------------------------------------------------
 
 
+@pytest.mark.long
 async def test_twelve_hundred_due_rows_fire_once_each_in_one_sweep(
     desk: Desk, app: FastAPI, database: Database, clock: FrozenClock
 ) -> None:

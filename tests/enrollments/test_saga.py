@@ -499,6 +499,7 @@ async def _killed_mid_saga_then_restarted(
     assert len(events) == 3, f"only the second assignment made events: {events}"
 
 
+@pytest.mark.long
 async def test_killed_while_a_forward_step_hangs_compensates_after_restart(
     settings: Settings, database: Database, tmp_path: Path
 ) -> None:
@@ -512,6 +513,7 @@ async def test_killed_while_a_forward_step_hangs_compensates_after_restart(
     )
 
 
+@pytest.mark.long
 async def test_killed_while_an_undo_hangs_compensates_after_restart(
     settings: Settings, database: Database, tmp_path: Path
 ) -> None:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests import servers
 
@@ -28,6 +29,7 @@ def _cli(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.long
 def test_serve_from_nothing_to_an_authenticated_whoami(tmp_path: Path) -> None:
     env = {
         "PATH": "/usr/bin:/bin",

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from coursegate.config import Settings
@@ -34,6 +35,7 @@ async def ready(server: servers.Server, timeout_s: float = 30.0) -> None:
     raise AssertionError(server.output()[-3000:])
 
 
+@pytest.mark.long
 async def test_sigkill_mid_delivery_then_restart_delivers_every_event(
     hooks: Hooks, settings: Settings, tmp_path: Path
 ) -> None:
