@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -23,7 +24,12 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from coursegate.kit.outage import DatabaseConnectFailed
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A server that does not answer a connection attempt is down for the caller's purposes:
+# answer 503 after this long rather than hold the request for asyncpg's default minute.
+CONNECT_TIMEOUT_S = 10.0
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -56,17 +62,45 @@ def create_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> Async
     # The pool holds as many connections as requests in flight: a connection
     # opened for overflow and closed on return must prepare every statement and
     # introspect every type again, which measured as the largest CPU cost of the
-    # inbound path. No pre-ping either: it costs round trips on every checkout,
-    # and a connection found dead is invalidated (and the pool refilled) by the
-    # error it raises, which the request answers with a 500 the caller retries.
-    return create_async_engine(
+    # inbound path. No pre-ping either: it costs a round trip on every checkout
+    # (see docs/benchmarks.md); `_configure_postgres` drops the connections the
+    # server closed while they sat in the pool, for free.
+    engine = create_async_engine(
         url,
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size // 2,
         pool_recycle=3600,
-        connect_args={"server_settings": {"timezone": "UTC"}},
+        connect_args={"server_settings": {"timezone": "UTC"}, "timeout": CONNECT_TIMEOUT_S},
     )
+    _configure_postgres(engine)
+    return engine
+
+
+def _configure_postgres(engine: AsyncEngine) -> None:
+    """Survive a restart of the server without failing a request after it is back.
+
+    When PostgreSQL stops, it closes every connection; asyncpg reads the end of the
+    stream as soon as the event loop runs and marks the connection closed. A
+    connection found closed at checkout is discarded and a fresh one opened in its
+    place (the pool's own reconnect on `DisconnectionError`), so no request is handed
+    one that died while idle. This reads a flag where a pre-ping would send a query.
+    A failure to connect at all is raised as `DatabaseConnectFailed`, which the
+    error handlers answer with 503.
+    """
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_conn.driver_connection.is_closed():
+            raise DisconnectionError("the server closed this connection while it was idle")
+
+    @event.listens_for(sync_engine, "do_connect")
+    def _on_connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except OSError as exc:
+            raise DatabaseConnectFailed(f"cannot connect to the database: {exc}") from exc
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

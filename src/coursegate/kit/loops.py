@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from coursegate.kit.outage import log_failure
+
 log = structlog.get_logger(__name__)
 
 Step = Callable[[], Awaitable[int]]
@@ -23,7 +25,8 @@ class PollingLoop:
     """Runs a step again at once while it finds work, and waits `idle_seconds` when it does not.
 
     A failing step (database restarting, say) is logged and retried after
-    `error_backoff_seconds`; the loop never dies of it.
+    `error_backoff_seconds`; the loop never dies of it. While the database is
+    down that is a warning line per attempt, not a traceback.
     """
 
     def __init__(
@@ -57,8 +60,8 @@ class PollingLoop:
         while not self._stop.is_set():
             try:
                 handled = await self._step()
-            except Exception:
-                log.exception("background step failed", loop=self.name)
+            except Exception as exc:
+                log_failure(log, "background step failed", exc, loop=self.name)
                 await self._pause(self._error_backoff)
                 continue
             if handled == 0:

@@ -28,6 +28,7 @@ from coursegate.kit.clock import Clock
 from coursegate.kit.ids import uuid7
 from coursegate.kit.netguard import ERROR_CLASS as FORBIDDEN_TARGET
 from coursegate.kit.netguard import GuardedResolver, check_literal_target, forbidden_cause
+from coursegate.kit.outage import log_failure
 from coursegate.kit.secrets import SecretBox
 from coursegate.kit.signing import standard_webhook_headers
 from coursegate.kit.timefmt import format_instant
@@ -219,8 +220,8 @@ class Dispatcher:
                     continue
                 try:
                     jobs = await self._claim(min(room, self.config.batch))
-                except Exception:
-                    log.exception("claiming due deliveries failed")
+                except Exception as exc:
+                    log_failure(log, "claiming due deliveries failed", exc)
                     await self._pause(2.0)
                     continue
                 if not jobs:
@@ -263,10 +264,11 @@ class Dispatcher:
                 outcome = await self.attempt(job)
                 # Look the list up only now: a flush during the attempt replaced it.
                 self._results.append(outcome)
-            except Exception:
-                # A bug, not a receiver's failure (those are outcomes): the
-                # delivery goes again when its lease runs out.
-                log.exception("delivery attempt crashed", delivery_id=str(job.id))
+            except Exception as exc:
+                # A bug, or the database gone, not a receiver's
+                # failure (those are outcomes): the delivery goes again when its lease
+                # runs out.
+                log_failure(log, "delivery attempt crashed", exc, delivery_id=str(job.id))
             finally:
                 self._busy -= 1
                 self._jobs.task_done()
@@ -281,10 +283,10 @@ class Dispatcher:
     async def _flush_logged(self) -> None:
         try:
             await self._flush()
-        except Exception:
+        except Exception as exc:
             # Kept in memory and written on the next beat; if the process dies
             # first, the leases run out and the deliveries go again.
-            log.exception("recording delivery attempts failed")
+            log_failure(log, "recording delivery attempts failed", exc)
 
     async def _flush(self) -> None:
         if not self._results:
