@@ -17,7 +17,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coursegate.completions.inbound import InboundGateway, signed_path
-from coursegate.kit.errors import report_unexpected
+from coursegate.kit.errors import failure_of
 from coursegate.kit.http import send_json
 
 
@@ -54,7 +54,10 @@ class InboundFastPath:
                 body=body,
             )
         except Exception as exc:
-            await send_json(send, 500, report_unexpected(exc))
+            # Outside FastAPI's handlers: the same answer they would give (503 while the
+            # database is down, 500 for a bug).
+            error = failure_of(exc, "inbound")
+            await send_json(send, error.status, error.body(), extra_headers=error.headers())
             return
         await send_json(send, response.status, response.body)
 

@@ -35,6 +35,7 @@ from coursegate.kit.clock import Clock
 from coursegate.kit.errors import DomainError, Unauthorized, ValidationFailed
 from coursegate.kit.fields import format_hours
 from coursegate.kit.ids import is_slug, uuid7
+from coursegate.kit.outage import is_database_unreachable
 from coursegate.kit.signing import SignatureError
 from coursegate.models import ParkedRequest
 
@@ -156,7 +157,9 @@ class InboundGateway:
         except DomainError as error:
             return await self._refused(request, error, body)
         except Exception as error:
-            # Not a refusal but a failure (the database, a bug): audit it, then let it surface as 500.
+            if is_database_unreachable(error):
+                raise  # a 503 for the partner to retry; nothing can be audited meanwhile
+            # Not a refusal but a failure (a bug): audit it, then let it surface as 500.
             request.reason = f"error {type(error).__name__}"
             await self._audit_alone(request, "error", 500)
             raise

@@ -31,7 +31,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coursegate.kit.clock import Clock
-from coursegate.kit.errors import DomainError, Forbidden, report_unexpected
+from coursegate.kit.errors import (
+    DATABASE_ERRORS,
+    DatabaseUnavailable,
+    DomainError,
+    Forbidden,
+    failure_of,
+)
 from coursegate.operators.roles import Role
 from coursegate.operators.service import Current, OperatorService, Throttled, csrf_matches
 from coursegate.tenancy.repository import TenantRepository
@@ -281,9 +287,16 @@ def is_console(request: Request) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
 
 
-def error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
+def error_page(
+    request: Request,
+    status: int,
+    title: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
     template = "error_fragment.html" if request.headers.get("hx-request") else "error.html"
-    return render(request, template, {"title": title, "message": message}, status=status)
+    context = {"title": title, "message": message}
+    return render(request, template, context, status=status, headers=headers)
 
 
 _TITLES = {
@@ -294,7 +307,12 @@ _TITLES = {
     409: "Refused",
     413: "Too large",
     429: "Too many attempts",
+    503: "Database unavailable",
 }
+UNAVAILABLE_MESSAGE = (
+    "The database cannot be reached just now. Nothing saved before was lost; "
+    "try again in a few seconds."
+)
 
 
 def install_error_pages(app: FastAPI) -> None:
@@ -310,6 +328,9 @@ def install_error_pages(app: FastAPI) -> None:
             if request.headers.get("hx-request"):
                 return Response(status_code=401, headers={"HX-Redirect": f"{PREFIX}/login"})
             return RedirectResponse(f"{PREFIX}/login", status_code=303)
+        if isinstance(exc, DatabaseUnavailable):
+            # Nothing can be recorded while the database is down.
+            return unavailable_page(request, exc)
         if isinstance(exc, DomainError):
             await _record_refusal(request, "refused", exc.code)
             message = exc.message or _details_message(exc) or exc.code
@@ -320,8 +341,10 @@ def install_error_pages(app: FastAPI) -> None:
         if isinstance(exc, StarletteHTTPException):
             status = exc.status_code
             return error_page(request, status, _TITLES.get(status, "Error"), str(exc.detail))
-        report_unexpected(exc)
-        await _record_refusal(request, "failed", "INTERNAL_ERROR")
+        failure = failure_of(exc, request.url.path)
+        if isinstance(failure, DatabaseUnavailable):
+            return unavailable_page(request, failure)
+        await _record_refusal(request, "failed", failure.code)
         return error_page(request, 500, "Something went wrong", "The error was logged.")
 
     for exc_class in (
@@ -329,9 +352,18 @@ def install_error_pages(app: FastAPI) -> None:
         DomainError,
         RequestValidationError,
         StarletteHTTPException,
+        *DATABASE_ERRORS,
         Exception,
     ):
         app.add_exception_handler(exc_class, on_error)
+
+
+def unavailable_page(request: Request, error: DatabaseUnavailable) -> HTMLResponse:
+    """The database is down: a page that says so and when to retry, with the header a
+    browser or a script may honour."""
+    return error_page(
+        request, error.status, _TITLES[error.status], UNAVAILABLE_MESSAGE, error.headers()
+    )
 
 
 def _details_message(exc: DomainError) -> str:

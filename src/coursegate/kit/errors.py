@@ -6,14 +6,20 @@ meaning and never think about responses.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import asyncpg
+import psycopg
 import structlog
 from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from coursegate.kit.outage import is_database_unreachable, warn_unreachable
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +71,10 @@ class DomainError(Exception):
         if self.details is not None:
             body["details"] = self.details
         return body
+
+    def headers(self) -> dict[str, str] | None:
+        """Response headers the code calls for (none, for most)."""
+        return None
 
 
 class ValidationFailed(DomainError):
@@ -122,6 +132,26 @@ class DatabaseUnavailable(DomainError):
     status = 503
     RETRY_AFTER_SECONDS: ClassVar[int] = 5
 
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.RETRY_AFTER_SECONDS)}
+
+
+class InternalError(DomainError):
+    """Our bug: logged with its traceback, answered without detail."""
+
+
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    psycopg.Error,
+    sqlite3.Error,
+)
+"""The classes a failure to reach the database is raised as. Each gets a handler of its
+own: one for `Exception` answers too, but Starlette then raises the error again to the
+server, which logs its traceback — once per request while the database is down."""
+
 
 def constraint_for(error_type: str) -> str:
     if error_type in CONSTRAINTS:
@@ -164,6 +194,9 @@ def _is_undecoded_body(error: Any) -> bool:
 
 
 def error_response(error: DomainError, headers: dict[str, str] | None = None) -> JSONResponse:
+    own = error.headers()
+    if own:
+        headers = {**own, **(headers or {})}
     return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
 
@@ -191,10 +224,15 @@ def http_error_body(status: int, message: str) -> dict[str, Any]:
     }
 
 
-def report_unexpected(exc: Exception) -> dict[str, Any]:
-    """Log a failure that is not a refusal (a bug, the database down) and give the 500 body."""
+def failure_of(exc: Exception, where: str) -> DomainError:
+    """The answer to a failure that is not a refusal: 503 when the database cannot be
+    reached (a warning line, no traceback: the caller retries), else a 500 for our bug,
+    logged with its traceback."""
+    if is_database_unreachable(exc):
+        warn_unreachable(where, exc)
+        return DatabaseUnavailable("the database cannot be reached just now; retry later")
     log.exception("unhandled_error", error_class=type(exc).__name__)
-    return {"error": "INTERNAL_ERROR"}
+    return InternalError()
 
 
 def allowed_methods(request: Request) -> str:
@@ -240,10 +278,11 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=headers,
         )
 
-    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(report_unexpected(exc), status_code=500)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(failure_of(exc, request.url.path))
 
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_unexpected)
+    for exc_class in (*DATABASE_ERRORS, Exception):
+        app.add_exception_handler(exc_class, on_unexpected)

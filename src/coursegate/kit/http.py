@@ -41,13 +41,22 @@ class _BodyTooLarge(HTTPException):
         super().__init__(status_code=413)
 
 
-async def send_json(send: Send, status: int, body: dict[str, Any], *, close: bool = False) -> None:
+async def send_json(
+    send: Send,
+    status: int,
+    body: dict[str, Any],
+    *,
+    close: bool = False,
+    extra_headers: dict[str, str] | None = None,
+) -> None:
     """A whole JSON response, written straight to ASGI (compact, as FastAPI renders it)."""
     payload = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
     ]
+    for name, value in (extra_headers or {}).items():
+        headers.append((name.lower().encode(), value.encode()))
     if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
