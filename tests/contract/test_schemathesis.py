@@ -25,7 +25,7 @@ from tests import servers
 from tests.conftest import create_tenant
 from tests.servers import PROJECT as PROJECT_ROOT
 
-MAX_EXAMPLES = 10
+MAX_EXAMPLES = 7
 SEED = 20261205
 """Fixed, so a failure replays exactly; change it to explore further by hand."""
 TIMEOUT_S = 240
