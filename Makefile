@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # Test processes side by side: the suite mostly waits (databases, servers, sleeps),
 # so twice the cores keeps both busy (docs/testing.md).
-TEST_WORKERS ?= 6
+TEST_WORKERS ?= 4
 
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
