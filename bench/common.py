@@ -140,3 +140,21 @@ def postgres_pids() -> list[int]:
                 if (entry / "comm").read_text().strip() == "postgres":
                     pids.append(int(entry.name))
     return pids
+
+
+def coursegate(env: dict[str, str], *args: str) -> str:
+    """One CLI command of the project's own install, as an operator runs it; its output."""
+    result = subprocess.run(
+        [str(VENV_BIN / "coursegate"), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"coursegate {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
+    return result.stdout

@@ -22,7 +22,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,7 +37,7 @@ import httpx
 import psycopg
 from aiohttp import web
 
-from common import ROOT, VENV_BIN, Server, free_port, machine, say
+from common import VENV_BIN, Server, coursegate, free_port, machine, say
 from coursegate.kit.signing import hmac_authorization_header
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -243,20 +242,6 @@ def partner(fleet: Fleet, secret: str, ledger: Ledger, stop: threading.Event, n:
 
 
 # --- setup ------------------------------------------------------------------------------------
-
-
-def coursegate(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [str(VENV_BIN / "coursegate"), *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"coursegate {' '.join(args)}: {result.stdout}\n{result.stderr}")
-    return result.stdout
 
 
 def set_up(

@@ -62,6 +62,7 @@ from common import (
     ROOT,
     VENV_BIN,
     Server,
+    coursegate,
     loud,
     machine,
     postgres_pids,
@@ -360,23 +361,6 @@ def completions_of_run(run: str) -> int:
 
 
 # --- setup through the product's own CLI and HTTP API ---------------------------------------
-
-
-def coursegate(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [str(VENV_BIN / "coursegate"), *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"coursegate {' '.join(args)} failed ({result.returncode}):\n"
-            f"{result.stdout}\n{result.stderr}"
-        )
-    return result.stdout
 
 
 def post(client: httpx.Client, path: str, body: dict[str, Any], api_key: str) -> dict[str, Any]:
